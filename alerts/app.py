@@ -1,0 +1,112 @@
+"""The application factory: settings in, a configured FastAPI app out."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from alerts import __version__
+from alerts.config import Settings
+from alerts.errors import AlertsError
+from db.session import make_engine, make_sessionmaker
+
+#: Every module that contributes routes exposes `router`; the order is the docs' order.
+ROUTER_MODULES = [
+    "alerts.ops.api",
+]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    session_factory: sessionmaker[Session] | None = None,
+    **state: Any,
+) -> FastAPI:
+    """Build the app. `engine`/`session_factory` are injectable for tests; extra keyword
+    arguments land on `app.state` (e.g. `mailer=`)."""
+    engine = engine or make_engine(settings.database_url)
+    app = FastAPI(
+        title="Target Alerts",
+        version=__version__,
+        description="Email digests of new publications, trials and news about "
+        "drug-discovery targets.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory or make_sessionmaker(engine)
+    for key, value in state.items():
+        setattr(app.state, key, value)
+
+    for module_name in ROUTER_MODULES:
+        app.include_router(importlib.import_module(module_name).router)
+
+    _install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)  # type: ignore[arg-type]
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AlertsError)
+    async def _alerts_error(_request: Request, exc: AlertsError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, 422)
+
+
+class BodySizeLimit:
+    """Answer 413 to request bodies over `max_bytes`, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._too_large(send)
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body over {self.max_bytes} bytes"}, status_code=413
+        )
+        await send(
+            {"type": "http.response.start", "status": 413, "headers": response.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+
+class _BodyTooLarge(Exception):
+    pass

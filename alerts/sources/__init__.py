@@ -1,0 +1,1 @@
+"""Source adapters: each fetches and parses one upstream, nothing else."""

@@ -1,0 +1,133 @@
+"""The one interface every source adapter implements.
+
+An adapter turns (target query, cursor) into parsed items and the next cursor. It
+touches no database and sends no mail: storage, matching and digests live elsewhere,
+so the same adapter serves the poller, backfill and API previews.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol
+
+
+class SourceName(StrEnum):
+    pubmed = "pubmed"
+    ctgov = "ctgov"
+    rss = "rss"
+
+
+class ItemKind(StrEnum):
+    publication = "publication"
+    trial = "trial"
+    news = "news"
+
+
+class SourceError(Exception):
+    """A permanent failure: retrying the same request will not help (400, 404, a body
+    that is not what the API documents, an XML bomb)."""
+
+
+class RetryLater(Exception):
+    """A transient failure (429, 5xx, timeout, connection refused) after the adapter's own
+    retries; the poller should not try again before `seconds` have passed."""
+
+    def __init__(self, message: str, seconds: float = 60.0) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
+@dataclass(frozen=True)
+class FetchedItem:
+    """One parsed upstream record."""
+
+    source: SourceName
+    external_id: str  # PMID, NCT id, feed entry id
+    kind: ItemKind
+    title: str
+    url: str
+    summary: str = ""
+    published_at: datetime | None = None
+    #: Parsed fields worth keeping (authors, journal, DOI; trial status, phases ...).
+    data: Mapping[str, Any] = field(default_factory=dict)
+    #: Fields whose change makes an `updated` event ({"overall_status": "RECRUITING"}).
+    #: Compared with the stored copy by the ingest service; empty for non-trials.
+    tracked: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FeedRef:
+    """A feed to poll and what we know from its last fetch."""
+
+    feed_id: int
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
+
+
+class FeedStatus(StrEnum):
+    ok = "ok"  # parsed; `items` holds its entries
+    not_modified = "not_modified"  # 304, or the same bytes as last time: nothing parsed
+    gone = "gone"  # 410: disable the feed
+    failed = "failed"  # this feed failed; the others still count
+
+
+@dataclass(frozen=True)
+class FeedOutcome:
+    feed_id: int
+    status: FeedStatus
+    items: Sequence[FetchedItem] = ()
+    #: The URL to store after a permanent redirect (301/308), else None.
+    new_url: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
+    title: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetQuery:
+    """What an adapter needs to know about a target."""
+
+    slug: str
+    pubmed_query: str | None = None
+    ctgov_term: str | None = None
+    ctgov_intr: str | None = None
+    feeds: Sequence[FeedRef] = ()
+
+
+@dataclass(frozen=True)
+class PollResult:
+    items: Sequence[FetchedItem]
+    #: Stored only after the items are committed; handed back on the next poll.
+    cursor: Mapping[str, Any]
+    #: Non-fatal upstream warnings (PubMed phrases not found ...), shown to operators.
+    warnings: Sequence[str] = ()
+    #: Per-feed outcomes (RSS only).
+    feeds: Sequence[FeedOutcome] = ()
+    #: Upstream HTTP requests this poll made, for the operator and the benchmarks.
+    requests: int = 0
+    #: True when the upstream said nothing changed and no search was run.
+    skipped: bool = False
+
+
+class Source(Protocol):
+    """A source adapter. `poll` raises SourceError or RetryLater; it never partially
+    succeeds silently: what it returns is complete up to the returned cursor."""
+
+    name: ClassVar[SourceName]
+
+    def is_configured_for(self, target: TargetQuery) -> bool:
+        """False when the target has no query for this source (nothing to poll)."""
+        ...
+
+    async def poll(
+        self, target: TargetQuery, cursor: Mapping[str, Any], *, now: datetime, since: datetime
+    ) -> PollResult:
+        """Fetch what is new since `since` (the first poll) or since `cursor`."""
+        ...

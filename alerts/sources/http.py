@@ -1,0 +1,177 @@
+"""The HTTP client every adapter shares: timeouts, a User-Agent naming the product,
+per-host rate limits, and retries with exponential backoff that honour Retry-After.
+
+One `UpstreamClient` wraps one `httpx.AsyncClient` (connection pooling across a poll).
+Tests hand in an `httpx.MockTransport` or point the base URLs at a loopback server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from alerts import __version__
+from alerts.sources.base import RetryLater, SourceError
+
+log = logging.getLogger(__name__)
+
+#: A Retry-After longer than this is not slept through: the poll ends with RetryLater and
+#: the scheduler comes back after it.
+MAX_INLINE_WAIT_SECONDS = 30.0
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def host_key(url: str | httpx.URL) -> str:
+    """The rate-limit key of a URL: host and port, so two loopback fakes stay apart."""
+    parsed = httpx.URL(url)
+    return f"{parsed.host}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
+
+
+def user_agent(public_url: str | None = None) -> str:
+    contact = f"; +{public_url}" if public_url else ""
+    return f"TargetAlerts/{__version__} (self-hosted alert service{contact})"
+
+
+class RateLimiter:
+    """At most `per_second` request starts per host, spaced evenly, across tasks."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+@dataclass
+class UpstreamClient:
+    """Shared HTTP plumbing for adapters. Use as an async context manager."""
+
+    timeout: float = 30.0
+    max_retries: int = 3
+    backoff_base: float = 1.0
+    #: Requests per second allowed per `host_key`; hosts not listed are unlimited.
+    host_rates: Mapping[str, float] = field(default_factory=dict)
+    transport: httpx.AsyncBaseTransport | None = None
+    agent: str = field(default_factory=user_agent)
+    max_connections: int = 64
+    #: Count of requests sent (attempts included), for reports and benchmarks.
+    requests_sent: int = 0
+
+    def __post_init__(self) -> None:
+        self._limiters = {host: RateLimiter(rate) for host, rate in self.host_rates.items()}
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> UpstreamClient:
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
+            headers={"User-Agent": self.agent},
+            transport=self.transport,
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+            ),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def set_rate(self, host: str, per_second: float) -> None:
+        self._limiters[host] = RateLimiter(per_second)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        ok_statuses: frozenset[int] = frozenset({200}),
+    ) -> httpx.Response:
+        """Send a request, retrying 429/5xx/timeouts with backoff.
+
+        Returns a response whose status is in `ok_statuses`. Raises RetryLater when the
+        upstream stays unavailable (or asks for a long wait), SourceError for any other
+        status. `what` names the call in error messages ("pubmed esearch").
+        """
+        if self._client is None:
+            raise RuntimeError("UpstreamClient used outside 'async with'")
+        limiter = self._limiters.get(host_key(url))
+        attempt = 0
+        while True:
+            if limiter is not None:
+                await limiter.wait()
+            self.requests_sent += 1
+            try:
+                response = await self._client.request(
+                    method, url, params=params, data=data, headers=headers
+                )
+            except httpx.TimeoutException:
+                problem, wait = f"{what}: timed out after {self.timeout:g} s", None
+            except httpx.TransportError as exc:
+                problem, wait = f"{what}: connection failed ({type(exc).__name__})", None
+            else:
+                if response.status_code in ok_statuses:
+                    return response
+                if response.status_code not in RETRY_STATUSES:
+                    raise SourceError(
+                        f"{what}: HTTP {response.status_code} {_short(response.text)}"
+                    )
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                problem = f"{what}: HTTP {response.status_code}"
+                if wait is not None and wait > MAX_INLINE_WAIT_SECONDS:
+                    raise RetryLater(f"{problem}, Retry-After {wait:.0f} s", seconds=wait)
+            if attempt >= self.max_retries:
+                raise RetryLater(
+                    f"{problem} (gave up after {attempt + 1} attempts)",
+                    seconds=max(wait or 0.0, 60.0),
+                )
+            delay = wait if wait is not None else self._backoff(attempt)
+            log.info("upstream.retry what=%s attempt=%d delay=%.2f", what, attempt + 1, delay)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    def _backoff(self, attempt: int) -> float:
+        return self.backoff_base * (2**attempt) * (0.5 + random.random() / 2)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

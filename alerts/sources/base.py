@@ -7,7 +7,7 @@ so the same adapter serves the poller, backfill and API previews.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -116,6 +116,14 @@ class PollResult:
     skipped: bool = False
 
 
+#: Which of these external ids are stored already (the ingest answers from the database,
+#: so an adapter can skip fetching details it would only throw away).
+KnownIds = Callable[[Sequence[str]], Collection[str]]
+
+#: Progress of a long poll (backfill): (what, done, total or None).
+Progress = Callable[[str, int, int | None], None]
+
+
 class Source(Protocol):
     """A source adapter. `poll` raises SourceError or RetryLater; it never partially
     succeeds silently: what it returns is complete up to the returned cursor."""
@@ -127,7 +135,15 @@ class Source(Protocol):
         ...
 
     async def poll(
-        self, target: TargetQuery, cursor: Mapping[str, Any], *, now: datetime, since: datetime
+        self,
+        target: TargetQuery,
+        cursor: Mapping[str, Any],
+        *,
+        now: datetime,
+        since: datetime,
+        known_ids: KnownIds | None = None,
+        progress: Progress | None = None,
     ) -> PollResult:
-        """Fetch what is new since `since` (the first poll) or since `cursor`."""
+        """Fetch what is new: since `cursor` when it holds a resume point, else since
+        `since` (the first poll's look-back, or a backfill's start date)."""
         ...

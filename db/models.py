@@ -154,6 +154,9 @@ class SourceState(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    #: Lifetime counters, read by /metrics from any process.
+    polls_total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    failures_total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     #: Non-fatal upstream warnings, e.g. PubMed phrases it silently dropped.
     warnings: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)

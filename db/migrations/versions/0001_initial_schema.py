@@ -205,6 +205,8 @@ def upgrade() -> None:
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('last_error_at', db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('consecutive_failures', sa.Integer(), nullable=False),
+    sa.Column('polls_total', sa.Integer(), nullable=False),
+    sa.Column('failures_total', sa.Integer(), nullable=False),
     sa.Column('warnings', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('next_poll_at', db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('lease_owner', sa.String(length=128), nullable=True),

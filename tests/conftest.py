@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from db.migrate import upgrade
 from db.session import make_engine, make_sessionmaker
+from tests.fakes.smtp import SmtpServer
 
 DATA = Path(__file__).parent / "data"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -145,3 +146,10 @@ def isolated(db_url: str) -> Iterator[tuple[Engine, sessionmaker[Session]]]:
     engine = make_engine(db_url)
     yield engine, make_sessionmaker(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on loopback that records every accepted message."""
+    with SmtpServer() as server:
+        yield server

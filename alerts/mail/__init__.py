@@ -1,0 +1,1 @@
+"""Outgoing mail: one small interface, an SMTP implementation and a local mailbox."""

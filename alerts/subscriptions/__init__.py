@@ -1,0 +1,1 @@
+"""Subscribers and their alerts: sign-up with double opt-in, management, unsubscribe."""

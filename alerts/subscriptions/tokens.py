@@ -1,0 +1,77 @@
+"""Signed, purpose-bound tokens for the links in emails.
+
+A token carries ids signed with ALERTS_SECRET_KEY and a salt per purpose, so a manage
+token cannot unsubscribe and a confirmation token cannot manage. Confirmation tokens
+expire; unsubscribe and manage links keep working as long as the mail is kept, because
+RFC 8058 one-click and "manage" links in an old digest must still work.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from alerts.config import Settings
+from alerts.errors import AlertsError
+
+
+class Purpose(StrEnum):
+    confirm = "confirm"
+    manage = "manage"
+    unsubscribe = "unsubscribe"
+
+
+#: Seconds a token of each purpose stays valid (None: no expiry).
+MAX_AGE: dict[Purpose, int | None] = {
+    Purpose.confirm: 7 * 24 * 3600,
+    Purpose.manage: None,
+    Purpose.unsubscribe: None,
+}
+
+
+class InvalidToken(AlertsError):
+    status_code = 400
+
+
+class ExpiredToken(InvalidToken):
+    status_code = 410
+
+
+def _serializer(settings: Settings, purpose: Purpose) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.signing_key(), salt=f"target-alerts/{purpose}")
+
+
+def make_token(settings: Settings, purpose: Purpose, payload: dict[str, Any]) -> str:
+    return _serializer(settings, purpose).dumps(payload)
+
+
+def read_token(settings: Settings, purpose: Purpose, token: str) -> dict[str, Any]:
+    """The payload of a valid token; InvalidToken/ExpiredToken otherwise."""
+    try:
+        payload = _serializer(settings, purpose).loads(token, max_age=MAX_AGE[purpose])
+    except SignatureExpired:
+        raise ExpiredToken("this link has expired") from None
+    except BadSignature:
+        raise InvalidToken("this link is not valid") from None
+    if not isinstance(payload, dict):
+        raise InvalidToken("this link is not valid")
+    return payload
+
+
+def confirm_url(settings: Settings, subscriber_id: int, alert_ids: list[int]) -> str:
+    token = make_token(settings, Purpose.confirm, {"s": subscriber_id, "a": sorted(alert_ids)})
+    return f"{settings.public_base}/confirm?token={token}"
+
+
+def manage_url(settings: Settings, subscriber_id: int) -> str:
+    token = make_token(settings, Purpose.manage, {"s": subscriber_id})
+    return f"{settings.public_base}/manage?token={token}"
+
+
+def unsubscribe_url(settings: Settings, alert_ids: list[int]) -> str:
+    """One link that ends every alert listed (a digest's List-Unsubscribe covers all the
+    alerts in that digest; the body also offers one link per alert)."""
+    token = make_token(settings, Purpose.unsubscribe, {"a": sorted(alert_ids)})
+    return f"{settings.public_base}/unsubscribe?token={token}"

@@ -6,19 +6,25 @@ It builds Settings, the engine and the services for each command. It alone may i
 
 from __future__ import annotations
 
-import logging
-import sys
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from alerts.config import Settings, SettingsError, load_settings
+from alerts.ops.logging import configure_logging
 from db.migrate import is_current, upgrade
 from db.session import make_engine
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from scheduler.runner import SchedulerRunner
 
 app = typer.Typer(
     name="alerts",
@@ -48,12 +54,6 @@ def settings_or_exit() -> Settings:
         return load_settings()
     except SettingsError as exc:
         raise fail(str(exc), 2) from None
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
-    )
 
 
 @contextmanager
@@ -107,11 +107,16 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     import uvicorn
 
     from alerts.app import create_app
+    from alerts.mail.factory import make_mailer
+    from alerts.ops.metrics import Metrics
 
     settings = settings_or_exit()
     configure_logging()
     with migrated_engine(settings) as engine:
-        uvicorn.run(create_app(settings, engine=engine), host=host, port=port, log_level="info")
+        metrics = Metrics()
+        mailer = make_mailer(settings, observe_latency=metrics.observe_smtp_latency)
+        api = create_app(settings, engine=engine, metrics=metrics, mailer=mailer)
+        uvicorn.run(api, host=host, port=port, log_level="info")
 
 
 @app.command()
@@ -120,12 +125,65 @@ def run(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     import uvicorn
 
     from alerts.app import create_app
+    from alerts.ops.metrics import Metrics
+    from scheduler.runner import build_runner
 
     settings = settings_or_exit()
     configure_logging()
     _migrate(settings)
     with migrated_engine(settings) as engine:
-        uvicorn.run(create_app(settings, engine=engine), host=host, port=port, log_level="info")
+        metrics = Metrics()
+        runner = build_runner(settings, engine, metrics=metrics)
+        api = create_app(settings, engine=engine, metrics=metrics, mailer=runner.ctx.mailer)
+        server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="info"))
+        _serve_with_scheduler(server, runner)
+
+
+def _serve_with_scheduler(server: uvicorn.Server, runner: SchedulerRunner) -> None:
+    """Serve until SIGTERM/SIGINT, then let the scheduler finish its running jobs.
+
+    uvicorn handles both signals while it serves and, once stopped, re-raises the signal
+    to the handler installed before it: this one, which only asks the server to exit
+    (so it also covers a signal that comes before uvicorn's own handlers are in place).
+    Without it the re-raised signal would kill the process before the scheduler stops."""
+
+    def _exit(_signum: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, _exit) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with runner.started():
+            server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        help="Serve this process's own Prometheus metrics (job runs and durations, SMTP "
+        "latency) on this port; the shared facts are on the API's /metrics.",
+    ),
+]
+
+
+@app.command("scheduler")
+def scheduler_command(metrics_port: MetricsPortOption = None) -> None:
+    """Run the scheduler only: due polls, due digests, pending mail (on PostgreSQL any
+    number of processes; on SQLite one)."""
+    from alerts.ops.metrics import Metrics, serve_metrics
+    from scheduler.runner import build_runner, run_until_signalled, warn_if_single_scheduler_only
+
+    settings = settings_or_exit()
+    configure_logging()
+    with migrated_engine(settings) as engine:
+        warn_if_single_scheduler_only(settings)
+        metrics = Metrics()
+        if metrics_port is not None:
+            serve_metrics(metrics, metrics_port)
+        run_until_signalled(build_runner(settings, engine, metrics=metrics))
 
 
 def main() -> None:

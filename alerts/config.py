@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     poll_interval_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 60
     initial_lookback_days: Annotated[int, Field(ge=0, le=3650)] = 7
     digest_check_minutes: Annotated[int, Field(ge=1, le=60)] = 5
+    #: The scheduler's metronome: how often it looks for due polls and outbox mail and
+    #: writes its heartbeat. Short values are for tests and demos.
+    scheduler_tick_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
     lease_seconds: Annotated[int, Field(ge=10, le=24 * 3600)] = 600
     failure_alert_threshold: Annotated[int, Field(ge=1, le=1000)] = 3
     http_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0

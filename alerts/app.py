@@ -20,6 +20,9 @@ from db.session import make_engine, make_sessionmaker
 #: Every module that contributes routes exposes `router`; the order is the docs' order.
 ROUTER_MODULES = [
     "alerts.ops.api",
+    "alerts.targets.api",
+    "alerts.items.api",
+    "alerts.polling.api",
 ]
 
 

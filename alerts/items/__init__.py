@@ -1,0 +1,1 @@
+"""Stored upstream items, their links to targets and the events subscribers hear about."""

@@ -1,0 +1,198 @@
+"""Bulk statements on items, their target links and events.
+
+A poll can bring thousands of items, so writes are multi-row statements in chunks, never a
+round trip per row. Inserts are insert-or-ignore (`ON CONFLICT DO NOTHING`, the dialect's
+own construct), so two processes storing the same upstream record end up with one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from db.base import Base
+from db.models import Item, ItemEvent, ItemTarget
+
+#: Rows per multi-row statement: ~10 columns each keeps a statement far below SQLite's
+#: 32,766 and PostgreSQL's 65,535 bound parameters.
+CHUNK = 500
+
+T = TypeVar("T")
+
+
+def chunked(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def insert_ignoring_conflicts(
+    session: Session,
+    model: type[Base],
+    rows: Sequence[Mapping[str, Any]],
+    conflict_columns: Sequence[str],
+    returning: Any = None,
+) -> list[Any]:
+    """Insert `rows`, skipping those that collide on `conflict_columns`; with `returning`
+    (a column), the values of the rows actually inserted (only those: a row another
+    transaction inserted first is not returned, which is what makes "newly linked" exact
+    under concurrency)."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        make_insert: Any = postgresql.insert
+    elif dialect == "sqlite":
+        make_insert = sqlite.insert
+    else:  # pragma: no cover - the settings refuse other databases
+        raise RuntimeError(f"insert-or-ignore is not implemented for {dialect}")
+    inserted: list[Any] = []
+    for chunk in chunked(rows):
+        statement = (
+            make_insert(model).values(list(chunk)).on_conflict_do_nothing(
+                index_elements=list(conflict_columns)
+            )
+        )
+        if returning is not None:
+            inserted.extend(session.execute(statement.returning(returning)).scalars())
+        else:
+            session.execute(statement)
+    return inserted
+
+
+def known_external_ids(session: Session, source: str, external_ids: Sequence[str]) -> set[str]:
+    """Which of `external_ids` are stored for `source`."""
+    known: set[str] = set()
+    for chunk in chunked(list(dict.fromkeys(external_ids))):
+        known.update(
+            session.scalars(
+                select(Item.external_id).where(
+                    Item.source == source, Item.external_id.in_(chunk)
+                )
+            )
+        )
+    return known
+
+
+def item_ids(session: Session, source: str, external_ids: Sequence[str]) -> dict[str, int]:
+    """external id -> item id, for the stored ones among `external_ids`."""
+    found: dict[str, int] = {}
+    for chunk in chunked(external_ids):
+        rows = session.execute(
+            select(Item.external_id, Item.id).where(
+                Item.source == source, Item.external_id.in_(chunk)
+            )
+        )
+        found.update({external_id: item_id for external_id, item_id in rows})
+    return found
+
+
+def lock_item_data(
+    session: Session, source: str, external_ids: Sequence[str]
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """(id, external id, data) of the stored items, read for update: on PostgreSQL the
+    rows stay locked until the transaction ends, so a concurrent writer comparing the
+    same trial waits and then sees this transaction's result. (SQLite serialises writers
+    at BEGIN IMMEDIATE, so the clause is not needed there, and SQLAlchemy omits it.)"""
+    found: list[tuple[int, str, dict[str, Any]]] = []
+    for chunk in chunked(external_ids):
+        rows = session.execute(
+            select(Item.id, Item.external_id, Item.data)
+            .where(Item.source == source, Item.external_id.in_(chunk))
+            .order_by(Item.id)
+            .with_for_update()
+        )
+        found.extend((item_id, external_id, data) for item_id, external_id, data in rows)
+    return found
+
+
+def update_items(session: Session, changes: Sequence[Mapping[str, Any]]) -> None:
+    """Bulk UPDATE by primary key; each mapping holds "id" and the new values."""
+    if changes:
+        session.execute(update(Item), list(changes))
+
+
+def link_items(
+    session: Session,
+    target_id: int,
+    links: Sequence[tuple[int, list[str]]],
+    now: datetime,
+) -> set[int]:
+    """Link (item id, matched terms) to the target; the ids of the links that are new."""
+    rows = [
+        {"item_id": item_id, "target_id": target_id, "matched_terms": terms, "created_at": now}
+        for item_id, terms in sorted(links)
+    ]
+    return set(
+        insert_ignoring_conflicts(
+            session, ItemTarget, rows, ("item_id", "target_id"), returning=ItemTarget.item_id
+        )
+    )
+
+
+def linked_targets(session: Session, item_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """(item id, target id) of every link of these items."""
+    pairs: list[tuple[int, int]] = []
+    for chunk in chunked(item_ids):
+        rows = session.execute(
+            select(ItemTarget.item_id, ItemTarget.target_id)
+            .where(ItemTarget.item_id.in_(chunk))
+            .order_by(ItemTarget.item_id, ItemTarget.target_id)
+        )
+        pairs.extend((item_id, target_id) for item_id, target_id in rows)
+    return pairs
+
+
+def add_events(session: Session, events: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ItemEvent rows (item_id, target_id, kind, changes, created_at) in bulk."""
+    for chunk in chunked(events):
+        session.execute(insert(ItemEvent), list(chunk))
+
+
+def target_items_page(
+    session: Session,
+    target_id: int,
+    *,
+    since: datetime | None,
+    kind: str | None,
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> list[tuple[Item, datetime, list[str]]]:
+    """(item, linked at, matched terms) for the target, newest link first, then by id;
+    `after` is the sort key of the last row of the previous page."""
+    statement = (
+        select(Item, ItemTarget.created_at, ItemTarget.matched_terms)
+        .join(ItemTarget, ItemTarget.item_id == Item.id)
+        .where(ItemTarget.target_id == target_id)
+    )
+    if since is not None:
+        statement = statement.where(ItemTarget.created_at >= since)
+    if kind is not None:
+        statement = statement.where(Item.kind == kind)
+    if after is not None:
+        at, item_id = after
+        statement = statement.where(
+            or_(
+                ItemTarget.created_at < at,
+                and_(ItemTarget.created_at == at, Item.id < item_id),
+            )
+        )
+    statement = statement.order_by(ItemTarget.created_at.desc(), Item.id.desc()).limit(limit)
+    return [(item, at, terms) for item, at, terms in session.execute(statement)]
+
+
+def events_for(session: Session, target_id: int, item_ids: Sequence[int]) -> list[ItemEvent]:
+    """The target's events of these items, oldest first: one query for a whole page."""
+    if not item_ids:
+        return []
+    return list(
+        session.scalars(
+            select(ItemEvent)
+            .where(ItemEvent.target_id == target_id, ItemEvent.item_id.in_(item_ids))
+            .order_by(ItemEvent.created_at, ItemEvent.id)
+        )
+    )

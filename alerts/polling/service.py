@@ -1,0 +1,425 @@
+"""One poll cycle: claim each (source, target) that is due, fetch, store, reschedule.
+
+The order of a poll, and why:
+
+1. Claim the state row with a lease (one atomic UPDATE) and commit: another process, or a
+   scheduler tick that overlaps this one, sees it taken and moves on.
+2. Fetch with no database transaction open: upstream calls take seconds to minutes, and a
+   transaction held that long would pin locks (SQLite: the whole database).
+3. Store in ONE transaction: items, target links, events, feed state, the new cursor,
+   counters, next poll time and the lease release. The cursor therefore advances only
+   together with the items it covers; a failure anywhere stores nothing.
+
+A failure (an adapter's SourceError or RetryLater, or anything unexpected) is recorded on
+the state (error, counters, exponential backoff that respects Retry-After) and reported;
+it never stops the other sources or targets of the cycle.
+
+Sources run concurrently (asyncio.gather); one source's targets run one after another.
+PubMed and ClinicalTrials.gov limit requests per IP, so on PostgreSQL a process holds an
+advisory lock per source while polling it, and a second process skips that source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.config import Settings
+from alerts.items import service as items_service
+from alerts.items.service import IngestCounts
+from alerts.polling import repository
+from alerts.polling.schemas import (
+    HELD,
+    NO_FEEDS,
+    NOT_CONFIGURED,
+    NOT_DUE,
+    UNCHANGED,
+    SourceReport,
+    SourceStatusOut,
+)
+from alerts.sources.base import (
+    FeedRef,
+    PollResult,
+    Progress,
+    RetryLater,
+    Source,
+    SourceError,
+    SourceName,
+    TargetQuery,
+)
+from alerts.sources.http import UpstreamClient
+from alerts.sources.registry import make_adapter, make_client
+from alerts.targets import service as targets_service
+from db.clock import utc_now
+from db.models import Target
+from db.session import transaction
+
+log = logging.getLogger(__name__)
+
+#: Sources whose upstream limits requests per client IP: one process polls each at a time.
+RATE_LIMITED_SOURCES = frozenset({SourceName.pubmed, SourceName.ctgov})
+#: The longest a failing source waits between attempts.
+MAX_BACKOFF = timedelta(hours=24)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Job:
+    source: SourceName
+    state_id: int
+    target_id: int
+    slug: str
+    query: TargetQuery
+    match_terms: dict[str, list[str]]
+
+
+class _Clock:
+    """The cycle's time: `now` (default: the real time at the start), advanced by the
+    real time elapsed since, so the leases of a long cycle's last targets are not born
+    expired. Under `db.clock.frozen_clock` it stands still, which makes tests exact."""
+
+    def __init__(self, now: datetime | None) -> None:
+        self.started = utc_now()
+        self.origin = now if now is not None else self.started
+
+    def __call__(self) -> datetime:
+        return self.origin + (utc_now() - self.started)
+
+
+def poll(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    source: SourceName | None = None,
+    target_slug: str | None = None,
+    now: datetime | None = None,
+    owner: str,
+    due_only: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Progress | None = None,
+    since: datetime | None = None,
+) -> list[SourceReport]:
+    """Run one poll cycle over `source` (default: all) and `target_slug` (default: all
+    targets); one report per (source, target), by source then slug.
+
+    `owner` names the caller's leases (a process id). `due_only` polls only states whose
+    `next_poll_at` has come (the scheduler); without it every state not leased by another
+    process is polled (`alerts poll`). `since` starts the search window at that time
+    instead of the cursor's resume point (a backfill): the items are stored as usual, and
+    an existing cursor is kept, so the regular polls resume where they were. `transport`
+    reaches the upstreams through a test double. Raises NotFound for an unknown target.
+    """
+    if now is not None and now.tzinfo is None:
+        raise ValueError("poll(now=...) needs an aware datetime")
+    if since is not None and since.tzinfo is None:
+        raise ValueError("poll(since=...) needs an aware datetime")
+    names = [SourceName(source)] if source is not None else list(SourceName)
+    clients = {name: make_client(settings, transport) for name in names}
+    adapters = {name: make_adapter(name, settings, clients[name]) for name in names}
+
+    with transaction(session_factory) as session:
+        jobs, reports = _plan(session, adapters, target_slug)
+
+    cycle = _Cycle(session_factory, settings, _Clock(now), owner, due_only, progress, since)
+    reports.extend(asyncio.run(cycle.run(jobs, adapters, clients)))
+    order = {name: index for index, name in enumerate(SourceName)}
+    return sorted(reports, key=lambda r: (order[r.source], r.target))
+
+
+def _plan(
+    session: Session, adapters: dict[SourceName, Source], target_slug: str | None
+) -> tuple[list[_Job], list[SourceReport]]:
+    """The (source, target) pairs to poll, their state rows made sure of; a skipped
+    report for each pair a source has nothing to search for."""
+    targets: list[Target] = (
+        [targets_service.get_target_by_slug(session, target_slug)]
+        if target_slug is not None
+        else targets_service.list_targets(session)
+    )
+    feeds = targets_service.enabled_feeds(session, [t.id for t in targets])
+    queries = {
+        target.id: TargetQuery(
+            slug=target.slug,
+            pubmed_query=target.pubmed_query,
+            ctgov_term=target.ctgov_term,
+            ctgov_intr=target.ctgov_intr,
+            feeds=tuple(
+                FeedRef(f.id, f.url, etag=f.etag, last_modified=f.last_modified,
+                        content_hash=f.content_hash)
+                for f in feeds[target.id]
+            ),
+        )
+        for target in targets
+    }
+    wanted: list[tuple[SourceName, Target]] = []
+    reports: list[SourceReport] = []
+    for target in targets:
+        for name, adapter in adapters.items():
+            if adapter.is_configured_for(queries[target.id]):
+                wanted.append((name, target))
+            else:
+                reason = NO_FEEDS if name is SourceName.rss else NOT_CONFIGURED
+                reports.append(SourceReport(name, target.slug, skipped=True, reason=reason))
+    state_ids = repository.ensure_states(session, [(str(n), t.id) for n, t in wanted])
+    jobs = [
+        _Job(
+            source=name,
+            state_id=state_ids[(str(name), target.id)],
+            target_id=target.id,
+            slug=target.slug,
+            query=queries[target.id],
+            match_terms={k: list(v) for k, v in target.match_terms.items()},
+        )
+        for name, target in wanted
+    ]
+    return jobs, reports
+
+
+class _Cycle:
+    """The asynchronous part of one cycle. Database work runs in worker threads, one at a
+    time (`_db_lock`): the event loop stays free for the other sources' HTTP, and a
+    session factory bound to a single connection (tests) is never used from two threads
+    at once."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        settings: Settings,
+        clock: _Clock,
+        owner: str,
+        due_only: bool,
+        progress: Progress | None,
+        since: datetime | None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.settings = settings
+        self.clock = clock
+        self.owner = owner
+        self.due_only = due_only
+        self.progress = progress
+        self.since = since
+        self.interval = timedelta(minutes=settings.poll_interval_minutes)
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self._db_lock = threading.Lock()
+
+    async def run(
+        self,
+        jobs: Sequence[_Job],
+        adapters: dict[SourceName, Source],
+        clients: dict[SourceName, UpstreamClient],
+    ) -> list[SourceReport]:
+        by_source: dict[SourceName, list[_Job]] = {}
+        for job in jobs:
+            by_source.setdefault(job.source, []).append(job)
+        results = await asyncio.gather(
+            *(
+                self._poll_source(name, source_jobs, adapters[name], clients[name])
+                for name, source_jobs in by_source.items()
+            )
+        )
+        return [report for reports in results for report in reports]
+
+    async def _poll_source(
+        self,
+        name: SourceName,
+        jobs: Sequence[_Job],
+        adapter: Source,
+        client: UpstreamClient,
+    ) -> list[SourceReport]:
+        lock = (
+            repository.SourceLock(_bind_of(self.session_factory), str(name))
+            if name in RATE_LIMITED_SOURCES
+            else None
+        )
+        if lock is not None and not await self._db(lock.acquire):
+            for job in jobs:
+                log.info("poll.skipped source=%s target=%s reason=%r", name, job.slug, HELD)
+            return [SourceReport(name, job.slug, skipped=True, reason=HELD) for job in jobs]
+        try:
+            async with client:
+                return [await self._poll_one(job, adapter, client) for job in jobs]
+        finally:
+            if lock is not None:
+                await self._db(lock.release)
+
+    async def _poll_one(
+        self, job: _Job, adapter: Source, client: UpstreamClient
+    ) -> SourceReport:
+        at = self.clock()
+        claimed = await self._db(self._claim, job, at)
+        if isinstance(claimed, str):
+            level = logging.DEBUG if claimed == NOT_DUE else logging.INFO
+            log.log(level, "poll.skipped source=%s target=%s reason=%r",
+                    job.source, job.slug, claimed)
+            return SourceReport(job.source, job.slug, skipped=True, reason=claimed)
+        cursor = claimed
+
+        backfill = self.since is not None
+        since = self.since or at - timedelta(days=self.settings.initial_lookback_days)
+        sent_before = client.requests_sent
+        try:
+            result = await adapter.poll(
+                job.query,
+                {} if backfill else cursor,
+                now=at,
+                since=since,
+                known_ids=self._known_ids(job.source),
+                progress=self.progress,
+            )
+        except RetryLater as exc:
+            return await self._failed(job, str(exc), client.requests_sent - sent_before,
+                                      retry_after=exc.seconds)
+        except SourceError as exc:
+            return await self._failed(job, str(exc), client.requests_sent - sent_before)
+        except Exception as exc:
+            log.exception("poll.crashed source=%s target=%s", job.source, job.slug)
+            return await self._failed(job, f"unexpected {type(exc).__name__}: {exc}",
+                                      client.requests_sent - sent_before)
+
+        # A backfill searched from `since`, not from the cursor: its cursor replaces only
+        # an empty one, so the regular polls never resume from an earlier point.
+        new_cursor = dict(result.cursor) if not backfill or not cursor else None
+        try:
+            counts, next_poll_at = await self._db(self._store, job, result, new_cursor)
+        except Exception as exc:
+            log.exception("poll.store_failed source=%s target=%s", job.source, job.slug)
+            return await self._failed(
+                job, f"storing failed: {type(exc).__name__}: {exc}", result.requests
+            )
+
+        log.info(
+            "poll.done source=%s target=%s new=%d updated=%d requests=%d%s",
+            job.source, job.slug, counts.new, counts.updated, result.requests,
+            " skipped=upstream-unchanged" if result.skipped else "",
+        )
+        for warning in result.warnings:
+            log.warning("poll.warning source=%s target=%s warning=%r",
+                        job.source, job.slug, warning)
+        return SourceReport(
+            job.source,
+            job.slug,
+            new=counts.new,
+            updated=counts.updated,
+            warnings=list(result.warnings),
+            requests=result.requests,
+            skipped=result.skipped,
+            reason=UNCHANGED if result.skipped else None,
+            next_poll_at=next_poll_at,
+        )
+
+    # -- database steps (run in a worker thread, one at a time) ---------------------------
+
+    def _claim(self, job: _Job, at: datetime) -> dict[str, Any] | str:
+        """The state's cursor when this owner got the lease, else why not."""
+        with transaction(self.session_factory) as session:
+            if repository.claim(session, job.state_id, self.owner, now=at, lease=self.lease,
+                                due_only=self.due_only):
+                return dict(repository.get_state(session, job.state_id).cursor or {})
+            if repository.held_by_other(session, job.state_id, now=at):
+                return HELD
+            return NOT_DUE
+
+    def _store(
+        self, job: _Job, result: PollResult, cursor: dict[str, Any] | None
+    ) -> tuple[IngestCounts, datetime]:
+        with transaction(self.session_factory) as session:
+            at = self.clock()
+            fetched = [*result.items, *(item for feed in result.feeds for item in feed.items)]
+            counts = items_service.ingest(
+                session,
+                source=job.source,
+                target_id=job.target_id,
+                match_terms=job.match_terms,
+                fetched=fetched,
+                now=at,
+            )
+            repository.apply_feed_outcomes(session, job.target_id, result.feeds, at)
+            next_poll_at = at + self.interval
+            repository.record_success(
+                session,
+                job.state_id,
+                self.owner,
+                now=at,
+                cursor=cursor,
+                warnings=list(dict.fromkeys(result.warnings)),
+                next_poll_at=next_poll_at,
+            )
+        return counts, next_poll_at
+
+    async def _failed(
+        self, job: _Job, error: str, requests: int, *, retry_after: float | None = None
+    ) -> SourceReport:
+        error = " ".join(error.split()) or "failed"
+        failures, next_poll_at = await self._db(self._record_failure, job, error, retry_after)
+        log.warning(
+            "poll.failed source=%s target=%s consecutive_failures=%d next_poll_at=%s error=%r",
+            job.source, job.slug, failures, next_poll_at.isoformat(), error,
+        )
+        return SourceReport(job.source, job.slug, failed=True, error=error,
+                            requests=requests, next_poll_at=next_poll_at)
+
+    def _record_failure(
+        self, job: _Job, error: str, retry_after: float | None
+    ) -> tuple[int, datetime]:
+        with transaction(self.session_factory) as session:
+            return repository.record_failure(
+                session,
+                job.state_id,
+                self.owner,
+                now=self.clock(),
+                error=error,
+                interval=self.interval,
+                max_backoff=MAX_BACKOFF,
+                retry_after=retry_after,
+            )
+
+    def _known_ids(self, source: SourceName) -> Callable[[Sequence[str]], Collection[str]]:
+        """The adapter's KnownIds: called from the event loop, briefly, between fetches."""
+
+        def known(external_ids: Sequence[str]) -> Collection[str]:
+            with self._db_lock, self.session_factory() as session:
+                return items_service.known_ids(session, source, external_ids)
+
+        return known
+
+    async def _db(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(self._serialised, function, *args)
+
+    def _serialised(self, function: Callable[..., T], *args: Any) -> T:
+        with self._db_lock:
+            return function(*args)
+
+
+def _bind_of(session_factory: sessionmaker[Session]) -> Engine | Connection:
+    bind = session_factory.kw.get("bind")
+    if not isinstance(bind, Engine | Connection):
+        raise TypeError("poll() needs a session factory bound to an engine or connection")
+    return bind
+
+
+def source_statuses(session: Session, settings: Settings) -> list[SourceStatusOut]:
+    """Every (source, target) the poller knows, with its health."""
+    return [
+        SourceStatusOut(
+            source=SourceName(state.source),
+            target=slug,
+            last_success_at=state.last_success_at,
+            last_error=state.last_error,
+            last_error_at=state.last_error_at,
+            consecutive_failures=state.consecutive_failures,
+            next_poll_at=state.next_poll_at,
+            warnings=list(state.warnings or []),
+            failing=state.consecutive_failures >= settings.failure_alert_threshold,
+        )
+        for state, slug in repository.statuses(session)
+    ]

@@ -1,0 +1,1 @@
+"""The target catalogue: what people subscribe to, and how each source searches it."""

@@ -1,0 +1,97 @@
+"""The target catalogue: look targets up, add targets and attach feeds.
+
+Other domains (alerts, digests, polling) resolve a slug with `get_target_by_slug`, so an
+unknown target answers the same 404 everywhere. Services only flush; the caller commits.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from alerts.errors import Conflict, NotFound, Unprocessable
+from alerts.targets import repository
+from alerts.targets.schemas import TargetCreate
+from db.models import Feed, Target
+
+
+def get_target_by_slug(session: Session, slug: str) -> Target:
+    """The target called `slug`; NotFound (404) when there is none."""
+    target = repository.by_slug(session, slug)
+    if target is None:
+        raise NotFound(f"unknown target {slug!r}")
+    return target
+
+
+def list_targets(session: Session) -> list[Target]:
+    """Every target, by slug."""
+    return repository.all_targets(session)
+
+
+def enabled_feeds(session: Session, target_ids: list[int]) -> dict[int, list[Feed]]:
+    """The feeds to poll, per target id."""
+    return repository.enabled_feeds(session, target_ids)
+
+
+def feed_counts(session: Session) -> dict[int, int]:
+    """Enabled feeds per target id."""
+    return repository.feed_counts(session)
+
+
+def create_target(session: Session, data: TargetCreate) -> Target:
+    """Add a target to the catalogue; Conflict (409) when the slug is taken."""
+    if repository.by_slug(session, data.slug) is not None:
+        raise Conflict(f"target {data.slug!r} already exists")
+    target = Target(
+        slug=data.slug,
+        name=data.name,
+        description=data.description.strip(),
+        pubmed_query=data.pubmed_query,
+        ctgov_term=data.ctgov_term,
+        ctgov_intr=data.ctgov_intr,
+        match_terms=data.match_terms(),
+    )
+    _flush_new(session, target, f"target {data.slug!r} already exists")
+    return target
+
+
+def validate_feed_url(url: str) -> str:
+    """The URL, stripped, when it is an absolute http(s) URL; Unprocessable otherwise."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not host
+        or any(ch.isspace() for ch in url)
+    ):
+        raise Unprocessable("url", "must be an absolute http:// or https:// URL")
+    return url
+
+
+def add_feed(session: Session, target_slug: str, url: str) -> Feed:
+    """Attach an RSS/Atom feed to a target; Conflict when the target already has it."""
+    target = get_target_by_slug(session, target_slug)
+    url = validate_feed_url(url)
+    if repository.feed_by_url(session, target.id, url) is not None:
+        raise Conflict(f"target {target.slug!r} already has the feed {url}")
+    feed = Feed(target_id=target.id, url=url, enabled=True)
+    _flush_new(session, feed, f"target {target.slug!r} already has the feed {url}")
+    return feed
+
+
+def _flush_new(session: Session, row: Target | Feed, conflict: str) -> None:
+    """Insert `row`; a unique violation (another process won the race) is a Conflict, and
+    only the savepoint is rolled back, not the caller's transaction."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raise Conflict(conflict) from None

@@ -171,8 +171,7 @@ MetricsPortOption = Annotated[
 
 @app.command("scheduler")
 def scheduler_command(metrics_port: MetricsPortOption = None) -> None:
-    """Run the scheduler only: due polls, due digests, pending mail (on PostgreSQL any
-    number of processes; on SQLite one)."""
+    """Run the scheduler only (several processes on PostgreSQL, one on SQLite)."""
     from alerts.ops.metrics import Metrics, serve_metrics
     from scheduler.runner import build_runner, run_until_signalled, warn_if_single_scheduler_only
 

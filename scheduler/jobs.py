@@ -75,13 +75,18 @@ def send_due_digests(ctx: JobContext) -> JobFields:
     report = send_due(
         ctx.session_factory, ctx.settings, ctx.mailer, now=utc_now(), owner=ctx.owner
     )
-    return {
+    fields: JobFields = {
         "planned": report.planned,
-        "sent": report.sent,
         "empty": report.empty,
+        "sent": report.sent,
+        "deferred": report.deferred,
         "failed": report.failed,
+        "cancelled": report.cancelled,
         "pending": report.pending,
     }
+    if report.error:
+        fields["error"] = report.error
+    return fields
 
 
 def flush_pending_mail(ctx: JobContext) -> JobFields:

@@ -73,7 +73,7 @@ class SchedulerRunner:
         self.jobs = dict(jobs)
         self.stopping = threading.Event()
         self._locks = {name: threading.Lock() for name in self.jobs}
-        self._scheduler = BackgroundScheduler(
+        self.scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(max_workers=len(self.jobs) + 1)},
             job_defaults={"coalesce": True, "max_instances": 1},
@@ -81,7 +81,7 @@ class SchedulerRunner:
 
     @property
     def running(self) -> bool:
-        return bool(self._scheduler.running)
+        return bool(self.scheduler.running)
 
     def run_job(self, name: str) -> bool:
         """Run one job now unless it is already running in this process; True when it
@@ -124,7 +124,7 @@ class SchedulerRunner:
             if name not in self.jobs:
                 continue
             first = now if name == "heartbeat" else now + period
-            self._scheduler.add_job(
+            self.scheduler.add_job(
                 self.run_job,
                 IntervalTrigger(seconds=period.total_seconds(), start_date=first, timezone=UTC),
                 args=[name],
@@ -132,7 +132,7 @@ class SchedulerRunner:
                 name=name,
                 misfire_grace_time=max(1, int(period.total_seconds())),
             )
-        self._scheduler.add_job(
+        self.scheduler.add_job(
             self.catch_up,
             "date",
             run_date=now,
@@ -141,7 +141,7 @@ class SchedulerRunner:
             name="catch-up",
             misfire_grace_time=None,
         )
-        self._scheduler.start()
+        self.scheduler.start()
         periods = job_periods(self.ctx.settings)
         log_event(
             logger, "scheduler.started", owner=self.ctx.owner,
@@ -153,9 +153,9 @@ class SchedulerRunner:
     def stop(self) -> None:
         """Start no new run, wait for the running ones to finish, drop the heartbeat."""
         self.stopping.set()
-        if self._scheduler.running:
+        if self.scheduler.running:
             log_event(logger, "scheduler.stopping", owner=self.ctx.owner)
-            self._scheduler.shutdown(wait=True)
+            self.scheduler.shutdown(wait=True)
         try:
             remove_heartbeat(self.ctx)
         except Exception as exc:  # the row then ages out of /metrics within a day

@@ -52,7 +52,7 @@ __all__ = ["DatabaseCollector", "Metrics", "serve_metrics"]
 
 #: Digest statuses always reported, even at zero, so dashboards and alert rules have a
 #: series to look at before the first digest of each kind exists.
-DIGEST_STATUSES = ("pending", "sent", "empty", "failed")
+DIGEST_STATUSES = ("pending", "sent", "empty", "failed", "cancelled")
 
 #: SMTP is a round trip per message over a reused connection: milliseconds on a local
 #: relay, seconds on a slow or throttling one.
@@ -245,7 +245,7 @@ class DatabaseCollector(Collector):
 
     def _digests(self, session: Session) -> Metric:
         family = GaugeMetricFamily(
-            "alerts_digests", "Digests by status (pending, sent, empty, failed).",
+            "alerts_digests", "Digests by status (pending, sent, empty, failed, cancelled).",
             labels=["status"],
         )
         counts = dict.fromkeys(DIGEST_STATUSES, 0)

@@ -150,7 +150,7 @@ def test_an_empty_database_reports_zeros_not_gaps(
     session_factory: sessionmaker[Session], settings: Settings
 ) -> None:
     registry = _scrape(session_factory, settings)
-    for status in ("sent", "pending", "empty", "failed"):
+    for status in ("sent", "pending", "empty", "failed", "cancelled"):
         assert registry.get_sample_value("alerts_digests", {"status": status}) == 0
     assert registry.get_sample_value("alerts_outbound_mails_pending") == 0
 

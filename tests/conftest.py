@@ -70,31 +70,50 @@ def template_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"sqlite:///{path}"
 
 
+def _copy_database(template_url: str, suffix: str, directory: Path) -> str:
+    """A new database holding a copy of the migrated template."""
+    if ON_POSTGRES:
+        base = make_url(template_url)
+        name = f"{base.database.rsplit('_tpl_', 1)[0]}_{suffix}"
+        admin = _pg_admin(template_url)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{base.database}"'))
+        admin.dispose()
+        return base.set(database=name).render_as_string(hide_password=False)
+    path = directory / f"{suffix}.db"
+    shutil.copyfile(Path(template_url.removeprefix("sqlite:///")), path)
+    return f"sqlite:///{path}"
+
+
+def _drop_database(url: str) -> None:
+    if ON_POSTGRES:
+        admin = _pg_admin(url)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
 def db_url(template_url: str, tmp_path: Path) -> Iterator[str]:
     """A fresh migrated database of this test's own; dropped afterwards."""
-    if ON_POSTGRES:
-        base = make_url(template_url)
-        name = f"{base.database.rsplit('_tpl_', 1)[0]}_t{os.getpid()}_{next(_counter)}"
-        admin = _pg_admin(template_url)
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{base.database}"'))
-        yield base.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-    else:
-        source = Path(template_url.removeprefix("sqlite:///"))
-        path = tmp_path / "alerts.db"
-        shutil.copyfile(source, path)
-        yield f"sqlite:///{path}"
+    url = _copy_database(template_url, f"t{os.getpid()}_{next(_counter)}", tmp_path)
+    yield url
+    _drop_database(url)
 
 
 @pytest.fixture(scope="session")
-def engine(template_url: str) -> Iterator[Engine]:
-    """The shared database for rolled-back tests (the template itself is never written:
-    every `session` rolls back)."""
-    engine = make_engine(template_url)
+def shared_url(template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The database of the rolled-back `session` tests (never committed to)."""
+    url = _copy_database(template_url, f"shared{os.getpid()}", tmp_path_factory.mktemp("shared"))
+    yield url
+    _drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def engine(shared_url: str) -> Iterator[Engine]:
+    """The engine of the shared database; every `session` on it rolls back."""
+    engine = make_engine(shared_url)
     yield engine
     engine.dispose()
 
@@ -136,8 +155,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
 
 
 @pytest.fixture
-def settings(tmp_path: Path, template_url: str) -> Settings:
-    return make_settings(tmp_path, template_url)
+def settings(tmp_path: Path, shared_url: str) -> Settings:
+    return make_settings(tmp_path, shared_url)
 
 
 @pytest.fixture

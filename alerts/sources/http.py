@@ -12,7 +12,9 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +30,22 @@ log = logging.getLogger(__name__)
 #: the scheduler comes back after it.
 MAX_INLINE_WAIT_SECONDS = 30.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+#: Requests sent by the current poll. Polls of different sources run side by side on one
+#: client, so a per-client total would blur them; tasks inherit this variable instead.
+_request_counter: ContextVar[list[int] | None] = ContextVar("request_counter", default=None)
+
+
+@contextmanager
+def counting_requests() -> Iterator[list[int]]:
+    """Count the requests (retries included) sent inside this block: `counter[0]`."""
+    counter = [0]
+    token = _request_counter.set(counter)
+    try:
+        yield counter
+    finally:
+        _request_counter.reset(token)
 
 
 def host_key(url: str | httpx.URL) -> str:
@@ -139,6 +157,9 @@ class UpstreamClient:
             if limiter is not None:
                 await limiter.wait()
             self.requests_sent += 1
+            counter = _request_counter.get()
+            if counter is not None:
+                counter[0] += 1
             try:
                 response = await self._client.request(
                     method, url, params=params, data=data, headers=headers

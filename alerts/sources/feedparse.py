@@ -1,0 +1,232 @@
+"""Feed bytes -> FetchedItems: the CPU-bound half of the RSS/Atom adapter.
+
+It lives apart from `rss.py` because it runs in worker processes: a parse of a large
+feed costs milliseconds to seconds of pure Python, which would stall the event loop that
+is fetching the other feeds. Everything here is a plain function of its arguments, and
+it returns plain picklable data (`ParsedFeed` of `FetchedItem`s), never feedparser
+objects.
+
+feedparser is always handed bytes (it never fetches a URL itself), with its HTML
+sanitiser and relative-URI rewriting off: we reduce titles and summaries to plain text
+here and the templates escape on output, so sanitising would only halve the parse rate.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import html
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import feedparser
+
+from alerts.sources.base import FetchedItem, ItemKind, SourceName
+
+#: Bodies above this size are refused before parsing (feeds are rarely above 1 MB).
+MAX_FEED_BYTES = 10 * 1024 * 1024
+SUMMARY_MAX_CHARS = 2000
+TITLE_MAX_CHARS = 500
+#: The `items.external_id` column is 512 characters wide.
+EXTERNAL_ID_MAX_CHARS = 512
+
+#: Internal entity declarations (inside a DOCTYPE), in the encodings a feed may arrive
+#: in. Feeds have no use for them and they carry entity-expansion bombs ("billion
+#: laughs"): feedparser drops only the declarations it recognises line by line and then
+#: falls back to its loose parser, so we refuse the whole body instead.
+_CODECS = ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+_DOCTYPE = tuple("<!DOCTYPE".encode(codec) for codec in _CODECS)
+_ENTITY = tuple("<!ENTITY".encode(codec) for codec in _CODECS)
+#: Entry ids that name a record globally, whichever feed carries them, are kept as they
+#: are; any other id ("1234", "post-7") is only unique inside its feed.
+_GLOBAL_ID = re.compile(
+    r"^(?:[a-z][a-z0-9+.\-]*://|urn:|tag:|doi:|pmid:|pubmed:|info:(?:doi|pmid)/)", re.IGNORECASE
+)
+_SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+#: Tags that separate words; inline ones (<i>, <sup>, <span>) join them: "LJ126<sup>T</sup>".
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|h[1-6]|table|tr|td|th|blockquote|pre|section|article"
+    r"|header|footer|figure|figcaption)\b[^>]*>",
+    re.IGNORECASE,
+)
+#: Only what looks like a tag: "a < b" in plain text survives.
+_TAG = re.compile(r"</?[a-zA-Z][^>]*>|<![^>]*>|<\?[^>]*>")
+
+
+class FeedParseError(Exception):
+    """The body is not a usable feed; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    link: str | None
+    items: tuple[FetchedItem, ...]
+    #: Set when feedparser recovered entries from a body that is not well-formed.
+    warning: str | None = None
+
+
+def parse_feed(body: bytes, feed_url: str, base_url: str | None = None) -> ParsedFeed:
+    """Parse a feed body into items. Raises FeedParseError.
+
+    `feed_url` is the URL the feed is stored under (it prefixes entry ids that are only
+    unique inside the feed); `base_url`, where the body was actually fetched from after
+    redirects, resolves relative links (default: `feed_url`).
+    """
+    base = base_url or feed_url
+    if len(body) > MAX_FEED_BYTES:
+        raise FeedParseError(f"body too large ({len(body):,} bytes, limit {MAX_FEED_BYTES:,})")
+    if not body.strip():
+        raise FeedParseError("empty body")
+    if any(m in body for m in _DOCTYPE) and any(m in body for m in _ENTITY):
+        raise FeedParseError("refused: the body declares XML entities (entity-expansion risk)")
+    # No response_headers: relative links are joined to `base` below, only where used.
+    parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    entries = parsed.entries
+    if not entries and not parsed.version:
+        head = body[:1024].lower()
+        if b"<html" in head or b"<!doctype html" in head:
+            raise FeedParseError("not a feed: the server sent an HTML page")
+        reason = f" ({_one_line(parsed.bozo_exception)})" if parsed.bozo else ""
+        raise FeedParseError(f"not an RSS or Atom feed{reason}")
+    if not entries and parsed.bozo:
+        raise FeedParseError(f"malformed feed: {_one_line(parsed.bozo_exception)}")
+    feed = parsed.feed
+    feed_title = plain_text(feed.get("title", ""), TITLE_MAX_CHARS) or None
+    feed_link = _http_url(feed.get("link"), base)
+    items = tuple(
+        _item(
+            entry,
+            feed_url=feed_url,
+            base_url=base,
+            feed_title=feed_title,
+            fallback_url=feed_link or base,
+        )
+        for entry in entries
+    )
+    warning = None
+    if parsed.bozo:
+        warning = f"parsed despite errors: {_one_line(parsed.bozo_exception)}"
+    return ParsedFeed(title=feed_title, link=feed_link, items=items, warning=warning)
+
+
+def entry_external_id(entry: Mapping[str, Any], feed_url: str, base_url: str | None = None) -> str:
+    """The stable identity of an entry: its guid/id, else its link, else a hash of its
+    content. Ids that are not globally unique are prefixed with the feed URL, so "42"
+    from two sites are two items."""
+    native = str(entry.get("id") or "").strip()
+    if native:
+        identity = native if _GLOBAL_ID.match(native) else f"{feed_url}#{native}"
+    elif link := _http_url(entry.get("link"), base_url or feed_url):
+        identity = link
+    else:
+        content = "\x1f".join(
+            str(entry.get(key) or "") for key in ("title", "summary", "published", "updated")
+        )
+        return "sha256:" + hashlib.sha256(content.encode("utf-8")).hexdigest()
+    if len(identity) > EXTERNAL_ID_MAX_CHARS:
+        return "sha256:" + hashlib.sha256(identity.encode("utf-8")).hexdigest()
+    return identity
+
+
+def plain_text(value: str | None, limit: int | None = None) -> str:
+    """Markup-free text: scripts, styles and tags dropped, entities unescaped, whitespace
+    collapsed, cut at a word boundary to at most `limit` characters."""
+    if not value:
+        return ""
+    if "<" in value:
+        value = _SCRIPT_OR_STYLE.sub(" ", value)
+        value = _COMMENT.sub(" ", value)
+        value = _BLOCK_TAG.sub(" ", value)
+        value = _TAG.sub("", value)
+    text = " ".join(html.unescape(value).split())
+    if limit is not None and len(text) > limit:
+        cut = text[: limit - 1]
+        space = cut.rfind(" ")
+        text = (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:.") + "…"
+    return text
+
+
+def _item(
+    entry: Mapping[str, Any],
+    *,
+    feed_url: str,
+    base_url: str,
+    feed_title: str | None,
+    fallback_url: str,
+) -> FetchedItem:
+    contents = entry.get("content") or ()
+    # content:encoded / atom:content is the full text; the summary often a teaser.
+    body = next((c.get("value") for c in contents if c.get("value")), None)
+    summary = plain_text(body or entry.get("summary"), SUMMARY_MAX_CHARS)
+    title = plain_text(entry.get("title"), TITLE_MAX_CHARS)
+    data: dict[str, Any] = {
+        "feed_title": feed_title,
+        "feed_url": feed_url,
+        "author": _authors(entry),
+    }
+    if doi := _doi(entry):
+        data["doi"] = doi
+    return FetchedItem(
+        source=SourceName.rss,
+        external_id=entry_external_id(entry, feed_url, base_url),
+        kind=ItemKind.news,
+        title=title or _untitled(summary),
+        url=_http_url(entry.get("link"), base_url) or fallback_url,
+        summary=summary,
+        published_at=_timestamp(entry),
+        data=data,
+    )
+
+
+def _untitled(summary: str) -> str:
+    return plain_text(summary, 120) if summary else "(untitled entry)"
+
+
+def _http_url(link: object, base: str) -> str | None:
+    """`link` made absolute against `base`; None unless it is http(s) (no javascript:)."""
+    if not isinstance(link, str) or not link.strip():
+        return None
+    url = urljoin(base, link.strip())
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+def _timestamp(entry: Mapping[str, Any]) -> datetime | None:
+    """published, else updated, as aware UTC (feedparser normalises the struct to UTC)."""
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        value = entry.get(key)
+        if isinstance(value, time.struct_time):
+            try:
+                return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+            except (OverflowError, ValueError, OSError):
+                continue
+    return None
+
+
+def _authors(entry: Mapping[str, Any]) -> str | None:
+    names = [plain_text(a.get("name")) for a in entry.get("authors") or () if a.get("name")]
+    names = [n for n in names if n]
+    if names:
+        return ", ".join(names)
+    return plain_text(entry.get("author")) or None
+
+
+def _doi(entry: Mapping[str, Any]) -> str | None:
+    for key in ("dc_identifier", "prism_doi"):
+        value = str(entry.get(key) or "").strip()
+        if value.lower().startswith("doi:"):
+            value = value[4:].strip()
+        if value.startswith("10.") and "/" in value:
+            return value
+    return None
+
+
+def _one_line(exc: object) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:199] + "…"

@@ -1,0 +1,1 @@
+"""Digests: when each alert is due, what its email holds, and sending it exactly once."""

@@ -1,0 +1,614 @@
+"""The digest queries: which alerts are due, which events they have not had yet, the
+rows a plan writes, the leases that hand pending digests to one sender, and the data a
+digest email shows. Nothing here commits.
+
+Hot paths (planning and sending ten thousand digests) use Core statements on the
+tables, multi-row inserts and one query per chunk for each kind of row, never a round
+trip per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from alerts.digests.compose import Candidate, Section, section_of
+from db.models import (
+    Alert,
+    Digest,
+    DigestAlert,
+    DigestEntry,
+    Item,
+    ItemEvent,
+    ItemTarget,
+    SourceState,
+    Subscriber,
+    Target,
+)
+
+T = TypeVar("T")
+
+#: Ids per IN (...) list and rows per multi-row insert: far below SQLite's 32,766 and
+#: PostgreSQL's 65,535 bound parameters.
+CHUNK = 900
+
+PENDING, SENT, FAILED, EMPTY, CANCELLED = "pending", "sent", "failed", "empty", "cancelled"
+STATUSES = (PENDING, SENT, FAILED, EMPTY, CANCELLED)
+
+digests_t = Digest.__table__
+digest_alerts_t = DigestAlert.__table__
+entries_t = DigestEntry.__table__
+
+
+def chunked(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# --- planning -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DueAlert:
+    """An active alert with what planning needs to know about it."""
+
+    alert_id: int
+    subscriber_id: int
+    target_id: int
+    target_name: str
+    frequency: str
+    weekday: str
+    send_hour: int
+    timezone: str
+    max_items: int
+    send_when_empty: bool
+    activated_at: datetime
+
+
+def _active(frequency: str | None) -> list[Any]:
+    conditions = [
+        Alert.status == "active",
+        Alert.activated_at.is_not(None),
+        Subscriber.mail_status != "bounced",
+    ]
+    if frequency is not None:
+        conditions.append(Alert.frequency == frequency)
+    return conditions
+
+
+def next_subscriber_ids(
+    session: Session, *, after: int, limit: int, frequency: str | None
+) -> list[int]:
+    """The next `limit` subscribers (by id, after `after`) with an active alert: planning
+    walks subscribers in keyset order, one chunk per transaction, so it never holds a
+    cursor open across commits and its memory does not grow with the subscriber count."""
+    statement = (
+        select(Alert.subscriber_id)
+        .join(Subscriber, Subscriber.id == Alert.subscriber_id)
+        .where(Alert.subscriber_id > after, *_active(frequency))
+        .group_by(Alert.subscriber_id)
+        .order_by(Alert.subscriber_id)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def active_alerts(
+    session: Session, subscriber_ids: Sequence[int], frequency: str | None
+) -> list[DueAlert]:
+    statement = (
+        select(
+            Alert.id, Alert.subscriber_id, Alert.target_id, Target.name, Alert.frequency,
+            Alert.weekday, Alert.send_hour, Alert.timezone, Alert.max_items,
+            Alert.send_when_empty, Alert.activated_at,
+        )
+        .join(Subscriber, Subscriber.id == Alert.subscriber_id)
+        .join(Target, Target.id == Alert.target_id)
+        .where(Alert.subscriber_id.in_(subscriber_ids), *_active(frequency))
+        .order_by(Alert.subscriber_id, Alert.id)
+    )
+    return [DueAlert(*row) for row in session.execute(statement)]
+
+
+def planned_keys(session: Session, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in chunked(keys):
+        found.update(session.scalars(select(Digest.key).where(Digest.key.in_(chunk))))
+    return found
+
+
+def last_slot_at(session: Session, alert_ids: Sequence[int]) -> dict[int, datetime]:
+    """The slot of each alert's latest planned digest (sent, empty or pending)."""
+    found: dict[int, datetime] = {}
+    for chunk in chunked(alert_ids):
+        statement = (
+            select(DigestAlert.alert_id, func.max(Digest.slot_at))
+            .join(Digest, Digest.id == DigestAlert.digest_id)
+            .where(DigestAlert.alert_id.in_(chunk))
+            .group_by(DigestAlert.alert_id)
+        )
+        found.update({alert_id: at for alert_id, at in session.execute(statement)})
+    return found
+
+
+def sort_moment(section: Section, published_at: datetime | None, created_at: datetime) -> datetime:
+    """What "newest first" means: a trial update by when it happened, anything else by
+    its publication date when it has one."""
+    if section is Section.trial_updates or published_at is None:
+        return created_at
+    return published_at
+
+
+def undelivered_events(
+    session: Session,
+    windows: Mapping[int, datetime],
+    *,
+    until: datetime,
+) -> list[Candidate]:
+    """The events of each alert's target, created at or after the alert's activation and
+    at or before `until`, that no digest has delivered to that alert yet.
+
+    `windows` maps alert id -> the earliest creation time worth scanning (activation, or
+    shortly before the alert's last digest: see service.SCAN_GRACE). The NOT EXISTS on
+    the (alert_id, event_id) unique index is what guarantees nothing goes out twice; the
+    window only keeps the scan from growing with the target's history."""
+    if not windows:
+        return []
+    candidates: list[Candidate] = []
+    alert_ids = sorted(windows)
+    for chunk in chunked(alert_ids):
+        lower = min(windows[alert_id] for alert_id in chunk)
+        statement = (
+            select(
+                Alert.id, ItemEvent.id, ItemEvent.kind, ItemEvent.created_at, Item.kind,
+                Item.published_at,
+            )
+            .select_from(Alert)
+            .join(
+                ItemEvent,
+                and_(
+                    ItemEvent.target_id == Alert.target_id,
+                    ItemEvent.created_at >= Alert.activated_at,
+                ),
+            )
+            .join(Item, Item.id == ItemEvent.item_id)
+            .where(
+                Alert.id.in_(chunk),
+                ItemEvent.created_at >= lower,
+                ItemEvent.created_at <= until,
+                ~exists().where(
+                    DigestEntry.alert_id == Alert.id, DigestEntry.event_id == ItemEvent.id
+                ),
+            )
+        )
+        for alert_id, event_id, event_kind, created_at, item_kind, published_at in (
+            session.execute(statement)
+        ):
+            if created_at < windows[alert_id]:
+                continue
+            section = section_of(item_kind, event_kind)
+            candidates.append(
+                Candidate(alert_id, event_id, section,
+                          sort_moment(section, published_at, created_at))
+            )
+    return candidates
+
+
+def _insert_for(session: Session) -> Any:
+    return postgresql.insert if _is_postgres(session) else sqlite.insert
+
+
+def insert_digests(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Insert digest rows, skipping keys that exist (another process or an earlier run
+    planned them): key -> id of the rows this call inserted, and only those."""
+    make_insert = _insert_for(session)
+    inserted: dict[str, int] = {}
+    for chunk in chunked(rows, 200):
+        statement = (
+            make_insert(digests_t)
+            .values(list(chunk))
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(digests_t.c.key, digests_t.c.id)
+        )
+        inserted.update({key: digest_id for key, digest_id in session.execute(statement)})
+    return inserted
+
+
+def insert_rows(session: Session, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """A plain multi-row insert (digest alerts and entries of freshly inserted digests:
+    a conflict there is a real error and rolls the plan back)."""
+    for chunk in chunked(rows, 300):
+        session.execute(table.insert().values(list(chunk)))
+
+
+# --- leases and outcomes --------------------------------------------------------------
+
+
+def cancel_for_bounced(session: Session, *, reason: str) -> int:
+    """Pending digests of addresses that bounced are not sent (nothing more goes to a
+    bounced address)."""
+    bounced = select(Subscriber.id).where(Subscriber.mail_status == "bounced")
+    result = session.execute(
+        update(digests_t)
+        .where(digests_t.c.status == PENDING, digests_t.c.subscriber_id.in_(bounced))
+        .values(status=CANCELLED, last_error=reason, lease_owner=None, lease_expires_at=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def claim(
+    session: Session,
+    *,
+    owner: str,
+    after_id: int,
+    limit: int,
+    now: datetime,
+    lease_until: datetime,
+    frequency: str | None,
+) -> list[int]:
+    """Lease up to `limit` pending digests with ids above `after_id` to `owner`.
+
+    A digest is free when nobody holds it or its lease expired (a sender killed
+    mid-batch). The UPDATE re-checks that under the row lock, so two senders never both
+    hold one; on PostgreSQL, SKIP LOCKED lets them take different rows without waiting.
+    SQLite writers are serialised by BEGIN IMMEDIATE."""
+    free = or_(digests_t.c.lease_expires_at.is_(None), digests_t.c.lease_expires_at < now)
+    pick = (
+        select(digests_t.c.id)
+        .where(digests_t.c.status == PENDING, digests_t.c.id > after_id, free)
+        .order_by(digests_t.c.id)
+        .limit(limit)
+    )
+    if frequency is not None:
+        pick = pick.where(digests_t.c.frequency == frequency)
+    if _is_postgres(session):
+        pick = pick.with_for_update(skip_locked=True)
+    statement = (
+        update(digests_t)
+        .where(digests_t.c.id.in_(pick.scalar_subquery()), digests_t.c.status == PENDING, free)
+        .values(lease_owner=owner, lease_expires_at=lease_until)
+        .returning(digests_t.c.id)
+    )
+    return sorted(session.scalars(statement))
+
+
+def _owned(digest_id: int, owner: str) -> Any:
+    return and_(
+        digests_t.c.id == digest_id,
+        digests_t.c.status == PENDING,
+        digests_t.c.lease_owner == owner,
+    )
+
+
+def mark_sent(
+    session: Session, digest_id: int, *, owner: str, subject: str, at: datetime
+) -> bool:
+    """Record that the SMTP server accepted the digest. False when the lease was lost
+    (the row is left to whoever holds it)."""
+    result = session.execute(
+        update(digests_t)
+        .where(_owned(digest_id, owner))
+        .values(status=SENT, sent_at=at, subject=subject, attempts=digests_t.c.attempts + 1,
+                lease_owner=None, lease_expires_at=None, last_error=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_retry(
+    session: Session, digest_id: int, *, owner: str, error: str, give_up_after: int
+) -> str:
+    """A temporary refusal: the digest stays pending for the next run, unless it has
+    now been tried `give_up_after` times. Returns the resulting status."""
+    attempts = session.scalar(
+        select(digests_t.c.attempts).where(_owned(digest_id, owner))
+    )
+    if attempts is None:
+        return PENDING
+    status = FAILED if attempts + 1 >= give_up_after else PENDING
+    session.execute(
+        update(digests_t)
+        .where(_owned(digest_id, owner))
+        .values(status=status, attempts=attempts + 1, last_error=error,
+                lease_owner=None, lease_expires_at=None)
+    )
+    return status
+
+
+def mark_failed(
+    session: Session,
+    digest_id: int,
+    *,
+    owner: str,
+    error: str,
+    status: str = FAILED,
+    count_attempt: bool = True,
+) -> None:
+    values: dict[str, Any] = {
+        "status": status, "last_error": error, "lease_owner": None, "lease_expires_at": None,
+    }
+    if count_attempt:
+        values["attempts"] = digests_t.c.attempts + 1
+    session.execute(update(digests_t).where(_owned(digest_id, owner)).values(**values))
+
+
+def bounce_subscriber(session: Session, subscriber_id: int, *, error: str, at: datetime) -> None:
+    session.execute(
+        update(Subscriber.__table__)
+        .where(Subscriber.__table__.c.id == subscriber_id)
+        .values(mail_status="bounced", mail_error=error, mail_error_at=at)
+    )
+
+
+def release(session: Session, digest_ids: Iterable[int], *, owner: str) -> None:
+    """Give back leases of digests this sender claimed but did not finish."""
+    ids = sorted(digest_ids)
+    for chunk in chunked(ids):
+        session.execute(
+            update(digests_t)
+            .where(digests_t.c.id.in_(chunk), digests_t.c.lease_owner == owner,
+                   digests_t.c.status == PENDING)
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+
+
+def count_pending(session: Session, frequency: str | None) -> int:
+    statement = select(func.count()).select_from(digests_t).where(digests_t.c.status == PENDING)
+    if frequency is not None:
+        statement = statement.where(digests_t.c.frequency == frequency)
+    return int(session.scalar(statement) or 0)
+
+
+# --- what a digest shows --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """An event with its item and the terms that matched it for the event's target."""
+
+    event_id: int
+    event_kind: str
+    changes: list[dict[str, Any]]
+    created_at: datetime
+    target_id: int
+    source: str
+    external_id: str
+    item_kind: str
+    title: str
+    url: str
+    published_at: datetime | None
+    first_seen_at: datetime
+    feed_title: str | None
+    matched_terms: list[str]
+
+    @property
+    def section(self) -> Section:
+        return section_of(self.item_kind, self.event_kind)
+
+    @property
+    def sort_at(self) -> datetime:
+        return sort_moment(self.section, self.published_at, self.created_at)
+
+
+def _event_columns() -> tuple[Any, ...]:
+    return (
+        ItemEvent.id, ItemEvent.kind, ItemEvent.changes, ItemEvent.created_at,
+        ItemEvent.target_id, Item.source, Item.external_id, Item.kind, Item.title, Item.url,
+        Item.published_at, Item.first_seen_at, Item.data["feed_title"].as_string(),
+        ItemTarget.matched_terms,
+    )
+
+
+def _events_select() -> Any:
+    return (
+        select(*_event_columns())
+        .join(Item, Item.id == ItemEvent.item_id)
+        .outerjoin(
+            ItemTarget,
+            and_(ItemTarget.item_id == Item.id, ItemTarget.target_id == ItemEvent.target_id),
+        )
+    )
+
+
+def _event_row(row: Any) -> EventRow:
+    values = list(row)
+    values[2] = values[2] or []
+    values[13] = values[13] or []
+    return EventRow(*values)
+
+
+def events_by_id(session: Session, event_ids: Iterable[int]) -> dict[int, EventRow]:
+    found: dict[int, EventRow] = {}
+    for chunk in chunked(sorted(set(event_ids))):
+        for row in session.execute(_events_select().where(ItemEvent.id.in_(chunk))):
+            event = _event_row(row)
+            found[event.event_id] = event
+    return found
+
+
+def target_events_since(
+    session: Session, target_id: int, since: datetime, limit: int
+) -> list[EventRow]:
+    """A target's events since `since`, newest first (the "N more" page)."""
+    statement = (
+        _events_select()
+        .where(ItemEvent.target_id == target_id, ItemEvent.created_at >= since)
+        .order_by(ItemEvent.created_at.desc(), ItemEvent.id.desc())
+        .limit(limit)
+    )
+    return [_event_row(row) for row in session.execute(statement)]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestHead:
+    digest_id: int
+    key: str
+    message_id: str
+    subscriber_id: int
+    email: str
+    frequency: str
+    slot_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DigestAlertRow:
+    digest_id: int
+    alert_id: int
+    alert_status: str
+    timezone: str
+    target_id: int
+    target_slug: str
+    target_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntryCount:
+    digest_id: int
+    alert_id: int
+    shown: bool
+    section: Section
+    count: int
+    oldest: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    target_id: int
+    source: str
+    last_success_at: datetime | None
+    consecutive_failures: int
+    last_error: str | None
+    warnings: list[str]
+
+
+@dataclass
+class DigestData:
+    """The rows behind a chunk of digests, fetched with one query per kind of row."""
+
+    heads: list[DigestHead]
+    alerts: list[DigestAlertRow]
+    counts: list[EntryCount]
+    shown: list[tuple[int, int, int]]  # (digest_id, alert_id, event_id)
+    events: dict[int, EventRow]
+    sources: list[SourceRow]
+
+
+def load_digest_data(session: Session, digest_ids: Sequence[int]) -> DigestData:
+    ids = list(digest_ids)
+    heads = [
+        DigestHead(*row)
+        for row in session.execute(
+            select(Digest.id, Digest.key, Digest.message_id, Digest.subscriber_id,
+                   Subscriber.email, Digest.frequency, Digest.slot_at)
+            .join(Subscriber, Subscriber.id == Digest.subscriber_id)
+            .where(Digest.id.in_(ids))
+            .order_by(Digest.id)
+        )
+    ]
+    alerts = [
+        DigestAlertRow(*row)
+        for row in session.execute(
+            select(DigestAlert.digest_id, Alert.id, Alert.status, Alert.timezone, Target.id,
+                   Target.slug, Target.name)
+            .join(Alert, Alert.id == DigestAlert.alert_id)
+            .join(Target, Target.id == Alert.target_id)
+            .where(DigestAlert.digest_id.in_(ids))
+        )
+    ]
+    counts = [
+        EntryCount(digest_id, alert_id, bool(shown), section_of(item_kind, event_kind),
+                   int(count), oldest)
+        for digest_id, alert_id, shown, item_kind, event_kind, count, oldest in session.execute(
+            select(DigestEntry.digest_id, DigestEntry.alert_id, DigestEntry.shown, Item.kind,
+                   ItemEvent.kind, func.count(), func.min(ItemEvent.created_at))
+            .join(ItemEvent, ItemEvent.id == DigestEntry.event_id)
+            .join(Item, Item.id == ItemEvent.item_id)
+            .where(DigestEntry.digest_id.in_(ids))
+            .group_by(DigestEntry.digest_id, DigestEntry.alert_id, DigestEntry.shown,
+                      Item.kind, ItemEvent.kind)
+        )
+    ]
+    shown = [
+        (digest_id, alert_id, event_id)
+        for digest_id, alert_id, event_id in session.execute(
+            select(DigestEntry.digest_id, DigestEntry.alert_id, DigestEntry.event_id)
+            .where(DigestEntry.digest_id.in_(ids), DigestEntry.shown.is_(True))
+        )
+    ]
+    events = events_by_id(session, (event_id for _d, _a, event_id in shown))
+    target_ids = sorted({row.target_id for row in alerts})
+    sources = [
+        SourceRow(target_id, source, last_success, failures or 0, last_error, warnings or [])
+        for target_id, source, last_success, failures, last_error, warnings in session.execute(
+            select(SourceState.target_id, SourceState.source, SourceState.last_success_at,
+                   SourceState.consecutive_failures, SourceState.last_error,
+                   SourceState.warnings)
+            .where(SourceState.target_id.in_(target_ids))
+            .order_by(SourceState.target_id, SourceState.source)
+        )
+    ] if target_ids else []
+    return DigestData(heads, alerts, counts, shown, events, sources)
+
+
+# --- the admin's view -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRecord:
+    id: int
+    key: str
+    email: str
+    frequency: str
+    slot_at: datetime
+    status: str
+    attempts: int
+    last_error: str | None
+    subject: str | None
+    item_count: int
+    created_at: datetime
+    sent_at: datetime | None
+    mail_status: str
+
+
+def list_digests(
+    session: Session, *, status: str | None, before_id: int | None, limit: int
+) -> list[DigestRecord]:
+    """Digests newest first, for the operator (`GET /api/v1/digests?status=failed`)."""
+    statement = (
+        select(Digest.id, Digest.key, Subscriber.email, Digest.frequency, Digest.slot_at,
+               Digest.status, Digest.attempts, Digest.last_error, Digest.subject,
+               Digest.item_count, Digest.created_at, Digest.sent_at, Subscriber.mail_status)
+        .join(Subscriber, Subscriber.id == Digest.subscriber_id)
+        .order_by(Digest.id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        statement = statement.where(Digest.status == status)
+    if before_id is not None:
+        statement = statement.where(Digest.id < before_id)
+    return [DigestRecord(*row) for row in session.execute(statement)]
+
+
+def digest_alert_ids(session: Session, digest_ids: Sequence[int]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    for chunk in chunked(digest_ids):
+        for digest_id, alert_id in session.execute(
+            select(DigestAlert.digest_id, DigestAlert.alert_id)
+            .where(DigestAlert.digest_id.in_(chunk))
+            .order_by(DigestAlert.alert_id)
+        ):
+            found.setdefault(digest_id, []).append(alert_id)
+    return found
+
+
+def find_target(session: Session, slug: str) -> Target | None:
+    return session.scalars(select(Target).where(Target.slug == slug)).one_or_none()

@@ -6,9 +6,12 @@ It builds Settings, the engine and the services for each command. It alone may i
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from alerts.config import Settings, SettingsError, load_settings
 from alerts.ops.logging import configure_logging
 from db.migrate import is_current, upgrade
-from db.session import make_engine
+from db.session import make_engine, make_sessionmaker
 
 if TYPE_CHECKING:
     import uvicorn
@@ -184,6 +187,60 @@ def scheduler_command(metrics_port: MetricsPortOption = None) -> None:
             serve_metrics(metrics, metrics_port)
         run_until_signalled(build_runner(settings, engine, metrics=metrics))
 
+
+digests_app = typer.Typer(help="Email digests.", no_args_is_help=True)
+app.add_typer(digests_app, name="digests")
+
+
+@digests_app.command("send")
+def digests_send(
+    frequency: Annotated[
+        str | None, typer.Option("--frequency", help="Only daily or only weekly digests.")
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="Send what is due at this moment: ISO-8601 with an "
+                     "offset or Z, e.g. 2026-05-04T08:00:00Z (default: now)."),
+    ] = None,
+) -> None:
+    """Send every digest due at --now, and any left pending by an earlier run."""
+    from alerts.digests.service import send_due
+    from alerts.mail.factory import make_mailer
+    from db.clock import utc_now
+
+    if frequency is not None and frequency not in ("daily", "weekly"):
+        raise fail(f"--frequency must be daily or weekly, not {frequency!r}")
+    moment = utc_now()
+    if now is not None:
+        try:
+            moment = datetime.fromisoformat(now.strip())
+        except ValueError:
+            raise fail(
+                f"--now must be ISO-8601 (e.g. 2026-05-04T08:00:00Z), not {now!r}"
+            ) from None
+        if moment.tzinfo is None:
+            raise fail(f"--now needs an offset or Z (e.g. 2026-05-04T08:00:00Z), not {now!r}")
+    settings = settings_or_exit()
+    configure_logging()
+    with migrated_engine(settings) as engine:
+        report = send_due(
+            make_sessionmaker(engine),
+            settings,
+            make_mailer(settings),
+            now=moment,
+            owner=f"cli-{socket.gethostname()}-{os.getpid()}",
+            frequency=frequency,
+        )
+    typer.echo(
+        f"sent {report.sent} digests to {report.addresses} addresses "
+        f"(planned {report.planned}, empty {report.empty}, pending {report.pending}, "
+        f"failed {report.failed})"
+    )
+    if report.error:
+        raise fail(report.error)
+
+
+# -- ingestion: poll, targets, feeds, backfill -----------------------------------------------
 
 def main() -> None:
     app()

@@ -6,23 +6,28 @@ It builds Settings, the engine and the services for each command. It alone may i
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, date, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from alerts.config import Settings, SettingsError, load_settings
+from alerts.errors import AlertsError
 from alerts.ops.logging import configure_logging
+from alerts.polling.schemas import UNCHANGED, SourceReport
+from alerts.sources.base import SourceName
 from db.migrate import is_current, upgrade
-from db.session import make_engine, make_sessionmaker
+from db.session import make_engine, make_sessionmaker, transaction
 
 if TYPE_CHECKING:
     import uvicorn
@@ -241,6 +246,226 @@ def digests_send(
 
 
 # -- ingestion: poll, targets, feeds, backfill -----------------------------------------------
+
+# -- ingestion: poll, targets, feeds, backfill -----------------------------------------------
+
+targets_app = typer.Typer(help="The target catalogue.", no_args_is_help=True)
+app.add_typer(targets_app, name="targets")
+feeds_app = typer.Typer(help="RSS/Atom feeds attached to targets.", no_args_is_help=True)
+app.add_typer(feeds_app, name="feeds")
+
+SourceOption = Annotated[
+    str | None, typer.Option("--source", help="pubmed, ctgov or rss (default: all).")
+]
+
+
+def _source_or_exit(value: str | None) -> SourceName | None:
+    if value is None:
+        return None
+    try:
+        return SourceName(value.strip().lower())
+    except ValueError:
+        raise fail(f"unknown source {value!r}: choose pubmed, ctgov or rss") from None
+
+
+def _poll_owner() -> str:
+    """The lease owner of this command's polls: unique per host and process."""
+    return f"cli-{socket.gethostname()}-{os.getpid()}"
+
+
+def _detail(exc: AlertsError | ValidationError) -> str:
+    """A domain or validation error as the one line a command prints."""
+    if isinstance(exc, ValidationError):
+        problems = [(e["loc"][-1] if e["loc"] else "value", e["msg"]) for e in exc.errors()]
+    elif isinstance(exc.detail, list):
+        problems = [(e["loc"][-1], e["msg"]) for e in exc.detail]
+    else:
+        return str(exc.detail)
+    return "; ".join(f"invalid {field}: {msg.removeprefix('Value error, ')}"
+                     for field, msg in problems)
+
+
+def _report_lines(reports: list[SourceReport]) -> list[str]:
+    """One line per (source, target), then its warnings indented."""
+    source_width = max((len(r.source) for r in reports), default=0)
+    target_width = max((len(r.target) for r in reports), default=0)
+    lines = []
+    for r in reports:
+        if r.failed:
+            outcome = f"failed: {r.error}"
+        elif r.skipped and r.reason != UNCHANGED:
+            outcome = f"skipped: {r.reason}"
+        else:
+            requests = f"{r.requests} request{'' if r.requests == 1 else 's'}"
+            outcome = f"{r.new} new, {r.updated} updated  ({requests})"
+            if r.skipped:
+                outcome = f"skipped: {r.reason}  ({requests})"
+        lines.append(f"{r.source:<{source_width}}  {r.target:<{target_width}}  {outcome}")
+        lines.extend(f"  warning: {warning}" for warning in r.warnings)
+    return lines
+
+
+def _run_poll(
+    settings: Settings,
+    source: SourceName | None,
+    target_slug: str | None,
+    *,
+    since: datetime | None = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> list[SourceReport]:
+    from alerts.polling.service import poll
+
+    with migrated_engine(settings) as engine:
+        try:
+            return poll(
+                make_sessionmaker(engine), settings, source=source, target_slug=target_slug,
+                owner=_poll_owner(), since=since, progress=progress,
+            )
+        except AlertsError as exc:
+            raise fail(_detail(exc)) from None
+
+
+@app.command("poll")
+def poll_command(
+    source: SourceOption = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Target slug (default: all).")
+    ] = None,
+) -> None:
+    """Poll the sources once now: new, updated or failed per source and target.
+
+    A failing source does not make the command fail: its line names the failure."""
+    settings = settings_or_exit()
+    chosen = _source_or_exit(source)
+    configure_logging(logging.WARNING)
+    for line in _report_lines(_run_poll(settings, chosen, target)):
+        typer.echo(line)
+
+
+@app.command()
+def backfill(
+    target: Annotated[str, typer.Option("--target", help="Target slug.")],
+    since: Annotated[str, typer.Option("--since", help="First day to fetch, YYYY-MM-DD.")],
+    source: SourceOption = None,
+) -> None:
+    """Fetch a target's history since a date, with a progress bar.
+
+    Items already stored are kept once; the regular polls carry on from where they were."""
+    settings = settings_or_exit()
+    chosen = _source_or_exit(source)
+    try:
+        day = date.fromisoformat(since.strip())
+    except ValueError:
+        raise fail(f"--since must be a date like 2024-01-31, not {since!r}") from None
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    if start > datetime.now(UTC):
+        raise fail(f"--since {day.isoformat()} is in the future")
+    configure_logging(logging.WARNING)
+    with _progress_bar() as progress:
+        reports = _run_poll(settings, chosen, target, since=start, progress=progress)
+    for line in _report_lines(reports):
+        typer.echo(line)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A rich progress bar on stderr, one row per thing an adapter reports progress on."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    rows: dict[str, object] = {}
+    with Progress(
+        "{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True),
+    ) as bar:
+
+        def update(what: str, done: int, total: int | None) -> None:
+            if what not in rows:
+                rows[what] = bar.add_task(what, total=total)
+            bar.update(rows[what], completed=done, total=total)  # type: ignore[arg-type]
+
+        yield update
+
+
+@targets_app.command("list")
+def targets_list() -> None:
+    """List the targets, with the sources each is searched in."""
+    from alerts.targets.service import feed_counts, list_targets
+
+    settings = settings_or_exit()
+    with migrated_engine(settings) as engine, transaction(make_sessionmaker(engine)) as session:
+        targets, feeds = list_targets(session), feed_counts(session)
+        if not targets:
+            typer.echo("no targets: add one with `alerts targets add`")
+        width = max((len(t.slug) for t in targets), default=0)
+        for t in targets:
+            searched = [name for name, query in (
+                ("pubmed", t.pubmed_query), ("ctgov", t.ctgov_term or t.ctgov_intr)) if query]
+            count = feeds.get(t.id, 0)
+            searched.append(f"{count} feed{'' if count == 1 else 's'}")
+            typer.echo(f"{t.slug:<{width}}  {t.name}  [{', '.join(searched)}]")
+
+
+@targets_app.command("add")
+def targets_add(
+    slug: Annotated[str, typer.Argument(help="Lowercase letters, digits, hyphens.")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    description: Annotated[str, typer.Option("--description")] = "",
+    pubmed_query: Annotated[
+        str | None, typer.Option("--pubmed-query", help="PubMed ESearch term.")
+    ] = None,
+    ctgov_term: Annotated[
+        str | None, typer.Option("--ctgov-term", help="ClinicalTrials.gov query.term.")
+    ] = None,
+    ctgov_intr: Annotated[
+        str | None, typer.Option("--ctgov-intr", help="ClinicalTrials.gov query.intr.")
+    ] = None,
+    gene: Annotated[list[str] | None, typer.Option("--gene", help="Gene term.")] = None,
+    mutation: Annotated[
+        list[str] | None, typer.Option("--mutation", help="Mutation term.")
+    ] = None,
+    drug: Annotated[list[str] | None, typer.Option("--drug", help="Selective drug.")] = None,
+) -> None:
+    """Add a target to the catalogue.
+
+    Feed entries match it with a --gene term together with a --mutation term, or with a
+    --drug; each of these options may be repeated."""
+    from alerts.targets.schemas import TargetCreate
+    from alerts.targets.service import create_target
+
+    settings = settings_or_exit()
+    try:
+        data = TargetCreate(
+            slug=slug, name=name, description=description, pubmed_query=pubmed_query,
+            ctgov_term=ctgov_term, ctgov_intr=ctgov_intr, genes=gene or [],
+            mutations=mutation or [], drugs=drug or [],
+        )
+    except ValidationError as exc:
+        raise fail(_detail(exc)) from None
+    with migrated_engine(settings) as engine, transaction(make_sessionmaker(engine)) as session:
+        try:
+            create_target(session, data)
+        except AlertsError as exc:
+            raise fail(_detail(exc)) from None
+    typer.echo(f"added target {data.slug}")
+
+
+@feeds_app.command("add")
+def feeds_add(
+    url: Annotated[str, typer.Argument(help="The feed's http(s) URL.")],
+    target: Annotated[str, typer.Option("--target", help="Target slug.")],
+) -> None:
+    """Attach an RSS/Atom feed to a target (its entries are kept when they match)."""
+    from alerts.targets.service import add_feed
+
+    settings = settings_or_exit()
+    with migrated_engine(settings) as engine, transaction(make_sessionmaker(engine)) as session:
+        try:
+            feed = add_feed(session, target, url)
+        except AlertsError as exc:
+            raise fail(_detail(exc)) from None
+        typer.echo(f"added feed {feed.url} to {target}")
+
 
 def main() -> None:
     app()

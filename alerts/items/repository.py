@@ -64,14 +64,20 @@ def insert_ignoring_conflicts(
     return inserted
 
 
-def known_external_ids(session: Session, source: str, external_ids: Sequence[str]) -> set[str]:
-    """Which of `external_ids` are stored for `source`."""
+def known_external_ids(
+    session: Session, source: str, target_id: int, external_ids: Sequence[str]
+) -> set[str]:
+    """Which of `external_ids` are stored for `source` AND linked to the target."""
     known: set[str] = set()
     for chunk in chunked(list(dict.fromkeys(external_ids))):
         known.update(
             session.scalars(
-                select(Item.external_id).where(
-                    Item.source == source, Item.external_id.in_(chunk)
+                select(Item.external_id)
+                .join(ItemTarget, ItemTarget.item_id == Item.id)
+                .where(
+                    Item.source == source,
+                    Item.external_id.in_(chunk),
+                    ItemTarget.target_id == target_id,
                 )
             )
         )

@@ -208,9 +208,13 @@ def jsonable(value: Any) -> Any:
 # -- reading ---------------------------------------------------------------------------
 
 
-def known_ids(session: Session, source: SourceName, external_ids: Sequence[str]) -> set[str]:
-    """Which of these external ids are stored for `source` (an adapter's KnownIds)."""
-    return repository.known_external_ids(session, str(source), external_ids)
+def known_ids(
+    session: Session, source: SourceName, target_id: int, external_ids: Sequence[str]
+) -> set[str]:
+    """An adapter's KnownIds: which of these ids are stored and already linked to the
+    target. Only those may go unfetched: a record stored for another target still has to
+    come back, so that it is linked to this one too."""
+    return repository.known_external_ids(session, str(source), target_id, external_ids)
 
 
 def parse_since(value: str) -> datetime:

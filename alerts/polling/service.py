@@ -273,7 +273,7 @@ class _Cycle:
                 {} if backfill else cursor,
                 now=at,
                 since=since,
-                known_ids=self._known_ids(job.source),
+                known_ids=self._known_ids(job),
                 progress=self.progress,
             )
         except RetryLater as exc:
@@ -383,12 +383,12 @@ class _Cycle:
                 retry_after=retry_after,
             )
 
-    def _known_ids(self, source: SourceName) -> Callable[[Sequence[str]], Collection[str]]:
+    def _known_ids(self, job: _Job) -> Callable[[Sequence[str]], Collection[str]]:
         """The adapter's KnownIds: called from the event loop, briefly, between fetches."""
 
         def known(external_ids: Sequence[str]) -> Collection[str]:
             with self._db_lock, self.session_factory() as session:
-                return items_service.known_ids(session, source, external_ids)
+                return items_service.known_ids(session, job.source, job.target_id, external_ids)
 
         return known
 

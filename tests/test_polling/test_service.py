@@ -84,6 +84,25 @@ def test_a_second_poll_of_the_same_items_adds_nothing(
     assert source.calls[0].known == set()
 
 
+def test_an_item_stored_for_one_target_is_still_fetched_and_linked_for_another(
+    run: Run, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_target(session, "her2-other", pubmed_query="HER2")
+    shared = article("1", HER2_TITLE)
+    source = FakeSource(SourceName.pubmed, {SLUG: [result(shared)],
+                                            "her2-other": [result(shared)]})
+    install(monkeypatch, source)
+
+    run(source=SourceName.pubmed, target_slug=SLUG)
+    [report] = run(source=SourceName.pubmed, target_slug="her2-other")
+
+    # "Known" means stored AND linked to this target: otherwise PubMed would skip it.
+    assert source.calls[1].known == set()
+    assert report.new == 1
+    assert events(session, "her2-other") == [("1", "new", [])]
+    assert session.scalar(select(func.count()).select_from(Item)) == 1
+
+
 def test_the_first_poll_looks_back_and_later_polls_resume_from_the_cursor(
     run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,293 @@
+"""Transactional mail (confirmations, API tokens) that is never lost and leaves at once.
+
+A mail is first a row written in the same transaction as what it announces: if the
+request rolls back there is no mail, and if it commits the mail exists even when the
+process dies the next instant. Right after the commit the API process sends it
+(`deliver_after_commit`), so the address owner has it within seconds; whatever that
+attempt could not send (relay down, 4xx) stays `pending` and `flush_outbox`, run every
+minute by the scheduler, sends it later.
+
+Both paths claim a row with an atomic UPDATE guarded by the lease, and check the row
+count: of two processes racing for one mail, exactly one sends it. A row is `sent` only
+after the SMTP server accepted it. The lease expiry doubles as "not before" for retries
+after a temporary failure (exponential backoff).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from email import message_from_string
+from email.message import EmailMessage
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event as sa_event
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from alerts.deps import SessionDep
+from alerts.mail.base import (
+    POLICY,
+    Mailer,
+    MailError,
+    PermanentMailError,
+    TemporaryMailError,
+    envelope_sender,
+)
+from alerts.mail.factory import make_mailer
+from db.clock import utc_now
+from db.models import OutboundMail, Subscriber
+from db.session import transaction
+
+logger = logging.getLogger(__name__)
+
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+#: A temporary failure is retried this many times (about 5 hours with the backoff
+#: below) before the mail is given up; a confirmation link expires after 7 days anyway.
+MAX_ATTEMPTS = 10
+RETRY_BASE_SECONDS = 60
+RETRY_MAX_SECONDS = 3600
+#: After this many temporary failures in a row the relay is taken to be down: the rest
+#: of the batch is released untouched instead of each waiting for its own timeout.
+STOP_AFTER_CONSECUTIVE_FAILURES = 3
+DEFAULT_LEASE_SECONDS = 300
+
+_QUEUED_KEY = "outbox.queued_ids"
+_HOOKED_KEY = "outbox.after_commit_hooked"
+
+
+def queue_mail(session: Session, kind: str, message: EmailMessage) -> OutboundMail:
+    """Write `message` as a pending mail in the caller's transaction (flushed, not
+    committed). Sessions prepared by `deliver_after_commit` send it once they commit."""
+    recipient = str(message["To"])
+    mail = OutboundMail(
+        kind=kind,
+        recipient=recipient,
+        message=message.as_string(policy=POLICY),
+        status=PENDING,
+        attempts=0,
+    )
+    session.add(mail)
+    session.flush()
+    session.info.setdefault(_QUEUED_KEY, []).append(mail.id)
+    return mail
+
+
+def deliver_after_commit(
+    session: Session,
+    session_factory: sessionmaker[Session],
+    mailer: Callable[[], Mailer],
+    *,
+    owner: str,
+) -> None:
+    """Send the mails queued in `session` as soon as it commits (never if it rolls back).
+
+    The hook runs where the request's transaction ends, after the response went out;
+    it opens sessions of its own, since the committed session may not emit SQL there.
+    A failure is logged, not raised: the row stays pending for `flush_outbox`."""
+    if session.info.get(_HOOKED_KEY):
+        return
+    session.info[_HOOKED_KEY] = True
+
+    def _after_commit(committed: Session) -> None:
+        mail_ids = committed.info.pop(_QUEUED_KEY, [])
+        if not mail_ids:
+            return
+        try:
+            deliver(session_factory, mailer(), mail_ids, owner=owner)
+        except Exception:  # the mails are committed; flush_outbox will retry them
+            logger.exception("sending queued mails %s failed; left for the outbox", mail_ids)
+
+    def _after_rollback(rolled_back: Session, previous: SessionTransaction) -> None:
+        if not previous.nested:  # a savepoint's rollback keeps the outer transaction's mails
+            rolled_back.info.pop(_QUEUED_KEY, None)
+
+    sa_event.listen(session, "after_commit", _after_commit)
+    sa_event.listen(session, "after_soft_rollback", _after_rollback)
+
+
+def flush_outbox(
+    session_factory: sessionmaker[Session],
+    mailer: Mailer,
+    *,
+    owner: str,
+    now: datetime | None = None,
+    limit: int = 100,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
+) -> int:
+    """Send up to `limit` pending mails whose lease (or retry delay) has run out,
+    oldest first; returns how many the server accepted. Safe to run in several
+    processes at once: each mail is claimed by exactly one."""
+    now = now or utc_now()
+    with transaction(session_factory) as session:
+        mail_ids = list(
+            session.scalars(
+                select(OutboundMail.id)
+                .where(OutboundMail.status == PENDING, _lease_free(now))
+                .order_by(OutboundMail.id)
+                .limit(limit)
+            )
+        )
+    return deliver(
+        session_factory, mailer, mail_ids, owner=owner, now=now, lease_seconds=lease_seconds
+    )
+
+
+def deliver(
+    session_factory: sessionmaker[Session],
+    mailer: Mailer,
+    mail_ids: Sequence[int],
+    *,
+    owner: str,
+    now: datetime | None = None,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
+) -> int:
+    """Claim and send the given mails over one connection; returns how many were sent.
+    Mails already sent, failed or leased by another process are skipped."""
+    now = now or utc_now()
+    claimed = [mail_id for mail_id in mail_ids if _claim(session_factory, mail_id, owner, now,
+                                                         lease_seconds)]
+    sent = 0
+    consecutive_failures = 0
+    with mailer.connect() as connection:
+        for position, mail_id in enumerate(claimed):
+            if consecutive_failures >= STOP_AFTER_CONSECUTIVE_FAILURES:
+                _release(session_factory, claimed[position:], owner)
+                break
+            recipient, text = _load(session_factory, mail_id)
+            parsed = message_from_string(text)
+            try:
+                connection.send_raw(
+                    envelope_sender(str(parsed["From"])), [recipient], text.encode("utf-8")
+                )
+            except PermanentMailError as exc:
+                _mark_failed(session_factory, mail_id, owner, str(exc), now, bounced=recipient)
+                consecutive_failures = 0
+            except (TemporaryMailError, MailError) as exc:
+                _mark_retry(session_factory, mail_id, owner, str(exc), now)
+                consecutive_failures += 1
+            else:
+                _mark_sent(session_factory, mail_id, owner, now)
+                sent += 1
+                consecutive_failures = 0
+    return sent
+
+
+def process_owner(role: str) -> str:
+    """A lease owner name unique to this process, e.g. `api:host:1234`."""
+    return f"{role}:{socket.gethostname()}:{os.getpid()}"
+
+
+def app_mailer(request: Request) -> Mailer:
+    """The app's mailer: the one injected at `create_app(..., mailer=)`, else the one
+    the settings choose."""
+    injected = getattr(request.app.state, "mailer", None)
+    return injected if injected is not None else make_mailer(request.app.state.settings)
+
+
+def _mailing_session(request: Request, session: SessionDep) -> Session:
+    deliver_after_commit(
+        session,
+        request.app.state.session_factory,
+        lambda: app_mailer(request),
+        owner=process_owner("api"),
+    )
+    return session
+
+
+#: The request's session (the same one as `SessionDep`), which sends the mails queued
+#: in it right after the request's transaction commits.
+MailingSessionDep = Annotated[Session, Depends(_mailing_session)]
+
+
+def _lease_free(now: datetime) -> Any:
+    return or_(OutboundMail.lease_expires_at.is_(None), OutboundMail.lease_expires_at <= now)
+
+
+def _claim(
+    session_factory: sessionmaker[Session],
+    mail_id: int,
+    owner: str,
+    now: datetime,
+    lease_seconds: int,
+) -> bool:
+    with transaction(session_factory) as session:
+        result = session.execute(
+            update(OutboundMail)
+            .where(OutboundMail.id == mail_id, OutboundMail.status == PENDING, _lease_free(now))
+            .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _load(session_factory: sessionmaker[Session], mail_id: int) -> tuple[str, str]:
+    with transaction(session_factory) as session:
+        row = session.execute(
+            select(OutboundMail.recipient, OutboundMail.message).where(OutboundMail.id == mail_id)
+        ).one()
+        return str(row.recipient), str(row.message)
+
+
+def _finish(
+    session_factory: sessionmaker[Session], mail_id: int, owner: str, **values: Any
+) -> None:
+    with transaction(session_factory) as session:
+        session.execute(
+            update(OutboundMail)
+            .where(OutboundMail.id == mail_id, OutboundMail.lease_owner == owner)
+            .values(attempts=OutboundMail.attempts + 1, lease_owner=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _mark_sent(session_factory: sessionmaker[Session], mail_id: int, owner: str,
+               now: datetime) -> None:
+    _finish(session_factory, mail_id, owner, status=SENT, sent_at=now, last_error=None,
+            lease_expires_at=None)
+
+
+def _mark_retry(session_factory: sessionmaker[Session], mail_id: int, owner: str, error: str,
+                now: datetime) -> None:
+    with transaction(session_factory) as session:
+        attempts = session.scalar(
+            select(OutboundMail.attempts).where(OutboundMail.id == mail_id)
+        ) or 0
+    if attempts + 1 >= MAX_ATTEMPTS:
+        logger.warning("mail %s given up after %s attempts: %s", mail_id, attempts + 1, error)
+        _finish(session_factory, mail_id, owner, status=FAILED, last_error=error,
+                lease_expires_at=None)
+        return
+    delay = min(RETRY_BASE_SECONDS * 2**attempts, RETRY_MAX_SECONDS)
+    _finish(session_factory, mail_id, owner, last_error=error,
+            lease_expires_at=now + timedelta(seconds=delay))
+
+
+def _mark_failed(session_factory: sessionmaker[Session], mail_id: int, owner: str, error: str,
+                 now: datetime, *, bounced: str) -> None:
+    """A permanent refusal: the mail is not retried, and its address is marked bounced
+    so nothing else is sent to it until its owner proves it works (a confirmation)."""
+    _finish(session_factory, mail_id, owner, status=FAILED, last_error=error,
+            lease_expires_at=None)
+    with transaction(session_factory) as session:
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.email == bounced)
+            .values(mail_status="bounced", mail_error=error, mail_error_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _release(session_factory: sessionmaker[Session], mail_ids: Sequence[int], owner: str) -> None:
+    """Give claimed but unattempted mails back at once (no attempt counted)."""
+    with transaction(session_factory) as session:
+        session.execute(
+            update(OutboundMail)
+            .where(OutboundMail.id.in_(mail_ids), OutboundMail.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )

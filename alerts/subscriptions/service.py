@@ -1,0 +1,431 @@
+"""The rules of subscribing: double opt-in, who may activate what, status changes,
+one-click unsubscribe, personal tokens. Functions here flush; the caller commits.
+
+Invariants:
+- Nothing is mailed to an address before its owner clicked a confirmation link,
+  except that confirmation (and, for a verified address, a requested API token).
+- A live alert (pending, active, paused) of a verified subscriber is never changed by
+  an unauthenticated request: the web form leaves it alone and mails a manage link.
+- An alert's row is kept when it ends (`unsubscribed`), and re-used when its
+  subscriber subscribes to the same target again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from alerts.config import Settings
+from alerts.errors import Conflict, NotFound, Unprocessable
+from alerts.subscriptions import repository
+from alerts.subscriptions.auth import Caller, hash_token
+from alerts.subscriptions.mails import (
+    CONFIRM_KIND,
+    TOKEN_KIND,
+    confirmation_message,
+    token_message,
+)
+from alerts.subscriptions.outbox import queue_mail
+from alerts.subscriptions.schemas import (
+    LIVE_STATUSES,
+    AlertCreate,
+    AlertOut,
+    AlertPage,
+    AlertStatus,
+    AlertUpdate,
+    Preferences,
+)
+from alerts.subscriptions.tokens import (
+    InvalidToken,
+    Purpose,
+    confirm_url,
+    manage_url,
+    read_token,
+)
+from alerts.targets import service as targets
+from db.clock import utc_now
+from db.models import Alert, ApiToken, Item, Subscriber, Target
+
+logger = logging.getLogger(__name__)
+
+#: Confirmation mails per address per hour; a form re-submitted in a loop must not
+#: turn the service into a mail cannon. Over the limit the answer is the same.
+CONFIRMATIONS_PER_HOUR = 5
+#: API token mails per address per hour (over it: the same 202, no mail).
+TOKENS_PER_HOUR = 5
+LATEST_ITEMS_PER_TARGET = 5
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+TOKEN_PREFIX = "ta_"
+
+_PREFERENCE_FIELDS = ("frequency", "weekday", "send_hour", "timezone", "max_items",
+                      "send_when_empty")
+
+
+# --- subscribing ---------------------------------------------------------------------
+
+
+def create_alert(session: Session, settings: Settings, data: AlertCreate, caller: Caller) -> Alert:
+    """POST /api/v1/alerts. Active at once for the address's own token, or for the
+    admin with `confirmed`; otherwise pending with a confirmation mail, even when the
+    address is verified (nobody subscribes a stranger)."""
+    target = find_target(session, data.target)
+    if target is None:
+        raise Unprocessable("target", f"unknown target {data.target!r}; GET /api/v1/targets "
+                            "lists the catalogue")
+    subscriber = repository.get_or_create_subscriber(session, data.email)
+    alert = repository.find_alert(session, subscriber.id, target.id)
+    if alert is not None and alert.status in LIVE_STATUSES:
+        raise Conflict(f"{subscriber.email} already has an alert on {target.slug} "
+                       f"(id {alert.id}, {alert.status})")
+    trusted = caller.subscriber_id == subscriber.id or (caller.is_admin and data.confirmed)
+    prefs = Preferences.model_validate(data.model_dump(include=set(_PREFERENCE_FIELDS)))
+    alert = _pending_alert(session, subscriber, target, prefs, alert)
+    if trusted:
+        now = utc_now()
+        _activate(alert, now)
+        if subscriber.verified_at is None:  # the operator vouches for the address
+            subscriber.verified_at = now
+        session.flush()
+    else:
+        queue_confirmation(session, settings, subscriber, [alert], [])
+    return alert
+
+
+def subscribe_from_form(
+    session: Session,
+    settings: Settings,
+    email: str,
+    targets: Sequence[Target],
+    prefs: Preferences,
+) -> None:
+    """POST /subscribe: pending alerts with the chosen preferences and ONE confirmation
+    mail. Alerts the address already receives are not touched (the request is not
+    authenticated); the mail names them with a manage link. The caller answers the
+    same whatever happened here."""
+    subscriber = repository.get_or_create_subscriber(session, email)
+    to_confirm: list[Alert] = []
+    already_live: list[Alert] = []
+    for target in targets:
+        alert = repository.find_alert(session, subscriber.id, target.id)
+        if alert is not None and alert.status in (AlertStatus.active, AlertStatus.paused):
+            already_live.append(alert)
+            continue
+        to_confirm.append(_pending_alert(session, subscriber, target, prefs, alert))
+    queue_confirmation(session, settings, subscriber, to_confirm, already_live)
+
+
+def add_alert(
+    session: Session,
+    settings: Settings,
+    subscriber: Subscriber,
+    target: Target,
+    prefs: Preferences,
+) -> Alert:
+    """A new alert from the manage page, whose link proves the address: active at once
+    when the address is verified, otherwise waiting for a confirmation."""
+    alert = repository.find_alert(session, subscriber.id, target.id)
+    if alert is not None and alert.status in LIVE_STATUSES:
+        raise Conflict(f"you already have an alert on {target.name}")
+    alert = _pending_alert(session, subscriber, target, prefs, alert)
+    if subscriber.verified_at is not None:
+        _activate(alert, utc_now())
+        session.flush()
+    else:
+        queue_confirmation(session, settings, subscriber, [alert], [])
+    return alert
+
+
+def queue_confirmation(
+    session: Session,
+    settings: Settings,
+    subscriber: Subscriber,
+    to_confirm: Sequence[Alert],
+    already_live: Sequence[Alert],
+) -> bool:
+    """Queue the confirmation mail; False when the address hit its hourly limit."""
+    since = utc_now() - timedelta(hours=1)
+    if repository.count_mails_since(session, subscriber.email, CONFIRM_KIND, since) >= (
+        CONFIRMATIONS_PER_HOUR
+    ):
+        logger.info("confirmation to subscriber %s not sent: hourly limit", subscriber.id)
+        return False
+    message = confirmation_message(
+        settings,
+        to=subscriber.email,
+        confirm_link=(
+            confirm_url(settings, subscriber.id, [a.id for a in to_confirm])
+            if to_confirm else None
+        ),
+        to_confirm=[a.target for a in to_confirm],
+        already_active=[a.target for a in already_live],
+        manage_link=manage_url(settings, subscriber.id) if already_live else None,
+    )
+    queue_mail(session, CONFIRM_KIND, message)
+    return True
+
+
+def _pending_alert(
+    session: Session,
+    subscriber: Subscriber,
+    target: Target,
+    prefs: Preferences,
+    existing: Alert | None,
+) -> Alert:
+    """`existing` (pending or unsubscribed) or a new row, pending with `prefs`."""
+    alert = existing
+    if alert is None:
+        alert = Alert(subscriber=subscriber, target=target)
+        try:
+            with session.begin_nested():
+                session.add(alert)
+                _apply_preferences(alert, prefs)
+                alert.status = AlertStatus.pending
+        except IntegrityError:  # the same alert created at the same instant elsewhere
+            raise Conflict(f"{subscriber.email} already has an alert on {target.slug}") from None
+        return alert
+    _apply_preferences(alert, prefs)
+    alert.status = AlertStatus.pending
+    alert.activated_at = None
+    alert.updated_at = utc_now()
+    session.flush()
+    return alert
+
+
+def _apply_preferences(alert: Alert, prefs: Preferences | AlertUpdate) -> None:
+    for name in _PREFERENCE_FIELDS:
+        value = getattr(prefs, name)
+        if value is not None:
+            setattr(alert, name, str(value) if name in ("frequency", "weekday") else value)
+
+
+def _activate(alert: Alert, now: datetime) -> None:
+    """Active from now on: digests hold only items first seen after `activated_at`."""
+    alert.status = AlertStatus.active
+    alert.activated_at = now
+    alert.updated_at = now
+
+
+# --- confirming, managing, unsubscribing ----------------------------------------------
+
+
+@dataclass
+class Confirmation:
+    subscriber: Subscriber
+    #: The alerts of the link, as they are after the click.
+    alerts: list[Alert]
+    #: Those this click activated (none on a second click).
+    activated: list[Alert] = field(default_factory=list)
+    latest: dict[int, list[Item]] = field(default_factory=dict)
+
+
+def confirm(session: Session, settings: Settings, token: str) -> Confirmation:
+    """GET /confirm: activate the link's alerts that are still pending and mark the
+    address verified. Mails nothing; a second click changes nothing."""
+    payload = read_token(settings, Purpose.confirm, token)
+    subscriber_id = _int(payload.get("s"))
+    alert_ids = _ints(payload.get("a"))
+    subscriber = repository.get_subscriber(session, subscriber_id)
+    if subscriber is None:
+        raise InvalidToken("this link is not valid any more")
+    alerts = [
+        a for a in repository.alerts_by_ids(session, alert_ids)
+        if a.subscriber_id == subscriber.id
+    ]
+    now = utc_now()
+    activated = []
+    for alert in alerts:
+        if alert.status == AlertStatus.pending:
+            _activate(alert, now)
+            activated.append(alert)
+    if subscriber.verified_at is None:
+        subscriber.verified_at = now
+    # The click proves mail reaches the address again after an earlier bounce.
+    subscriber.mail_status, subscriber.mail_error = "ok", None
+    session.flush()
+    latest = repository.latest_items(
+        session, [a.target_id for a in alerts if a.status != AlertStatus.unsubscribed],
+        LATEST_ITEMS_PER_TARGET,
+    )
+    return Confirmation(subscriber, alerts, activated, latest)
+
+
+def manage_subscriber(session: Session, settings: Settings, token: str) -> Subscriber:
+    """The subscriber a manage link stands for."""
+    payload = read_token(settings, Purpose.manage, token)
+    subscriber = repository.get_subscriber(session, _int(payload.get("s")))
+    if subscriber is None:
+        raise InvalidToken("this link is not valid any more")
+    return subscriber
+
+
+def alerts_of_unsubscribe_link(session: Session, settings: Settings, token: str) -> list[Alert]:
+    payload = read_token(settings, Purpose.unsubscribe, token)
+    return repository.alerts_by_ids(session, _ints(payload.get("a")))
+
+
+def unsubscribe(session: Session, settings: Settings, token: str) -> list[Alert]:
+    """POST /unsubscribe (RFC 8058 one-click): end every alert of the link. Idempotent:
+    alerts already ended stay as they are."""
+    alerts = alerts_of_unsubscribe_link(session, settings, token)
+    now = utc_now()
+    for alert in alerts:
+        if alert.status != AlertStatus.unsubscribed:
+            alert.status = AlertStatus.unsubscribed
+            alert.updated_at = now
+    session.flush()
+    return alerts
+
+
+def update_alert(session: Session, alert: Alert, changes: AlertUpdate, *, is_admin: bool) -> Alert:
+    """PATCH semantics: only the fields given change. Status moves active <-> paused,
+    or to unsubscribed from anywhere; a pending alert becomes active only through its
+    confirmation link, or by the admin."""
+    _apply_preferences(alert, changes)
+    if changes.status is not None:
+        change_status(alert, AlertStatus(changes.status), is_admin=is_admin)
+    alert.updated_at = utc_now()
+    session.flush()
+    return alert
+
+
+#: Status changes anyone owning the alert may make (besides ending it, always allowed).
+_OWNER_MOVES = {
+    (AlertStatus.active, AlertStatus.paused),
+    (AlertStatus.paused, AlertStatus.active),
+}
+#: ... and those only the admin may make: activating without the confirmation click.
+_ADMIN_MOVES = {(AlertStatus.pending, AlertStatus.active)}
+
+
+def change_status(alert: Alert, new: AlertStatus, *, is_admin: bool) -> None:
+    current = AlertStatus(alert.status)
+    if new == current:
+        return
+    move = (current, new)
+    allowed = new == AlertStatus.unsubscribed or move in _OWNER_MOVES or (
+        is_admin and move in _ADMIN_MOVES
+    )
+    if not allowed:
+        if current == AlertStatus.pending:
+            raise Conflict("this alert waits for the click on its confirmation link (mailed "
+                           f"to {alert.subscriber.email})")
+        if current == AlertStatus.unsubscribed:
+            raise Conflict("this alert has ended; POST /api/v1/alerts subscribes again")
+        raise Conflict(f"an alert that is {current} cannot become {new}")
+    now = utc_now()
+    if new == AlertStatus.active:
+        # Resuming starts afresh: nothing first seen while paused is sent afterwards.
+        _activate(alert, now)
+    else:
+        alert.status = new
+        alert.updated_at = now
+
+
+def end_alert(session: Session, alert: Alert) -> None:
+    """DELETE: the alert is unsubscribed; its row stays, for the record of what was sent
+    and so that subscribing again re-uses it."""
+    change_status(alert, AlertStatus.unsubscribed, is_admin=False)
+    session.flush()
+
+
+def find_target(session: Session, slug: str) -> Target | None:
+    """The catalogue's target `slug`, or None (an unknown target in a body is a 422,
+    not the catalogue's 404)."""
+    try:
+        return targets.get_target_by_slug(session, slug)
+    except NotFound:
+        return None
+
+
+def owned_alert(session: Session, subscriber: Subscriber, alert_id: int) -> Alert:
+    alert = repository.get_alert(session, alert_id)
+    if alert is None or alert.subscriber_id != subscriber.id:
+        raise NotFound(f"alert {alert_id} not found")
+    return alert
+
+
+# --- listing ---------------------------------------------------------------------------
+
+
+def list_alerts(
+    session: Session,
+    caller: Caller,
+    *,
+    email: str | None,
+    cursor: str | None,
+    limit: int,
+) -> AlertPage:
+    """The caller's alerts (the admin's: everyone's), oldest first, a page at a time."""
+    after_id = decode_cursor(cursor) if cursor else 0
+    rows = repository.alerts_page(
+        session,
+        subscriber_id=None if caller.is_admin else caller.subscriber_id,
+        email=email,
+        after_id=after_id,
+        limit=limit,
+    )
+    page, more = rows[:limit], len(rows) > limit
+    return AlertPage(
+        data=[AlertOut.of(a) for a in page],
+        next_cursor=encode_cursor(page[-1].id) if more and page else None,
+    )
+
+
+def encode_cursor(last_id: int) -> str:
+    raw = json.dumps({"after": last_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        after = json.loads(raw)["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise Unprocessable("cursor", "not a cursor this API returned", location="query") from None
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise Unprocessable("cursor", "not a cursor this API returned", location="query")
+    return after
+
+
+# --- personal tokens -------------------------------------------------------------------
+
+
+def request_api_token(session: Session, settings: Settings, email: str) -> None:
+    """POST /api/v1/tokens: mail a new token to a verified address. Says nothing about
+    the address: unknown, unverified and rate-limited addresses just get no mail."""
+    subscriber = repository.find_subscriber(session, email)
+    if subscriber is None or subscriber.verified_at is None:
+        return
+    since = utc_now() - timedelta(hours=1)
+    if repository.count_mails_since(session, email, TOKEN_KIND, since) >= TOKENS_PER_HOUR:
+        logger.info("API token for subscriber %s not sent: hourly limit", subscriber.id)
+        return
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(subscriber_id=subscriber.id, token_hash=hash_token(token)))
+    queue_mail(session, TOKEN_KIND, token_message(settings, to=email, token=token))
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise InvalidToken("this link is not valid")
+
+
+def _ints(value: Any) -> list[int]:
+    if not isinstance(value, list):
+        raise InvalidToken("this link is not valid")
+    return [_int(v) for v in value]

@@ -23,6 +23,9 @@ ROUTER_MODULES = [
     "alerts.targets.api",
     "alerts.items.api",
     "alerts.polling.api",
+    "alerts.subscriptions.api",
+    "alerts.web.pages",
+    "alerts.web.mailbox",
 ]
 
 

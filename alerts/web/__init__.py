@@ -1,0 +1,1 @@
+"""Server-rendered pages: subscribe, confirm, manage, unsubscribe, and the development mailbox."""

@@ -49,7 +49,7 @@ from alerts.sources.base import (
     TargetQuery,
 )
 from alerts.sources.feedparse import MAX_FEED_BYTES, FeedParseError, ParsedFeed, parse_feed
-from alerts.sources.http import RETRY_STATUSES, UpstreamClient
+from alerts.sources.http import RETRY_STATUSES, UpstreamClient, counting_requests
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,18 @@ def shared_parser_pool() -> ProcessPoolExecutor:
             if method == "forkserver":
                 # Workers fork from a server that imported feedparser once.
                 context.set_forkserver_preload(["alerts.sources.feedparse"])
-            _pool = ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=context)
+            _pool = ProcessPoolExecutor(max_workers=_usable_cpus(), mp_context=context)
             if not _atexit_registered:
                 atexit.register(shutdown_parser_pool)
                 _atexit_registered = True
         return _pool
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (a container pinned to two of 64 cores gets two)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def shutdown_parser_pool() -> None:
@@ -128,12 +135,6 @@ class _FeedFailed(Exception):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-@dataclass
-class _Tally:
-    requests: int = 0
-    done: int = 0
 
 
 @dataclass(frozen=True)
@@ -196,17 +197,19 @@ class FeedSource:
         cursor stays empty.
         """
         feeds = list(target.feeds)
-        tally = _Tally()
         slots = asyncio.Semaphore(self._concurrency)
+        done = 0
 
         async def one(ref: FeedRef) -> _Fetched:
-            fetched = await self._fetch_feed(ref, slots, tally)
-            tally.done += 1
+            nonlocal done
+            fetched = await self._fetch_feed(ref, slots)
+            done += 1
             if progress is not None:
-                progress("feeds", tally.done, len(feeds))
+                progress("feeds", done, len(feeds))
             return fetched
 
-        results: Sequence[_Fetched] = await asyncio.gather(*(one(ref) for ref in feeds))
+        with counting_requests() as sent:  # redirect hops and retries included
+            results: Sequence[_Fetched] = await asyncio.gather(*(one(ref) for ref in feeds))
         failed = [r for r in results if r.outcome.status is FeedStatus.failed]
         if feeds and len(failed) == len(feeds):
             self._raise_all_failed(failed)
@@ -224,7 +227,7 @@ class FeedSource:
             cursor={},
             warnings=[r.warning for r in results if r.warning],
             feeds=[r.outcome for r in results],
-            requests=tally.requests,
+            requests=sent[0],
         )
 
     @staticmethod
@@ -236,10 +239,10 @@ class FeedSource:
             raise RetryLater(message, seconds=min(waits))
         raise SourceError(message)
 
-    async def _fetch_feed(self, ref: FeedRef, slots: asyncio.Semaphore, tally: _Tally) -> _Fetched:
+    async def _fetch_feed(self, ref: FeedRef, slots: asyncio.Semaphore) -> _Fetched:
         """One feed, end to end; every failure becomes a `failed` outcome."""
         try:
-            return await self._fetch_and_parse(ref, slots, tally)
+            return await self._fetch_and_parse(ref, slots)
         except _FeedFailed as exc:
             message, retry_after = str(exc), exc.retry_after
         except RetryLater as exc:  # 5xx/429/timeout after the client's own retries
@@ -264,10 +267,8 @@ class FeedSource:
         )
         return _Fetched(outcome, retry_after=retry_after)
 
-    async def _fetch_and_parse(
-        self, ref: FeedRef, slots: asyncio.Semaphore, tally: _Tally
-    ) -> _Fetched:
-        response, new_url = await self._download(ref, slots, tally)
+    async def _fetch_and_parse(self, ref: FeedRef, slots: asyncio.Semaphore) -> _Fetched:
+        response, new_url = await self._download(ref, slots)
         status = response.status_code
         etag = response.headers.get("ETag") or ref.etag
         last_modified = response.headers.get("Last-Modified") or ref.last_modified
@@ -313,9 +314,9 @@ class FeedSource:
         return _Fetched(outcome, warning=warning)
 
     async def _download(
-        self, ref: FeedRef, slots: asyncio.Semaphore, tally: _Tally
+        self, ref: FeedRef, slots: asyncio.Semaphore
     ) -> tuple[httpx.Response, str | None]:
-        """GET the feed, following redirects. Returns the final response (200, 304 or
+        """GET the feed, following redirects. Returns the final response (2xx, 304 or
         410) and the URL to store when every hop so far was permanent."""
         headers = {"Accept": ACCEPT}
         if ref.etag:
@@ -327,13 +328,12 @@ class FeedSource:
             if urlsplit(url).scheme not in ("http", "https"):
                 raise _FeedFailed(f"feed {url}: not an http(s) URL")
             async with slots:
-                tally.requests += 1
                 response = await self._client.request(
                     "GET", url, what=f"feed {url}", headers=headers, ok_statuses=HANDLED_STATUSES
                 )
             status = response.status_code
             if status not in REDIRECTS:
-                if status not in (200, 304, 410):
+                if not (200 <= status < 300 or status in (304, 410)):
                     reason = response.reason_phrase or "error"
                     raise _FeedFailed(f"feed {url}: HTTP {status} {reason}")
                 return response, new_url

@@ -654,7 +654,7 @@ def test_server_error_then_success_is_retried_by_the_shared_client() -> None:
     result = poll(web, [FeedRef(1, ATOM_URL)], max_retries=2)
 
     assert only(result).status is FeedStatus.ok
-    assert len(web.requests) == 2
+    assert len(web.requests) == result.requests == 2
 
 
 def test_timeout_after_retries_fails_the_feed() -> None:
@@ -790,8 +790,8 @@ class _LoopbackServer(ThreadingHTTPServer):
     def __init__(self, feeds: Mapping[str, bytes]) -> None:
         super().__init__(("127.0.0.1", 0), _FeedHandler)
         self.feeds = feeds
+        #: (path, If-None-Match) of every request, in arrival order.
         self.seen: list[tuple[str, str | None]] = []
-        self.lock = threading.Lock()
 
 
 @pytest.fixture

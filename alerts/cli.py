@@ -237,7 +237,8 @@ def digests_send(
             frequency=frequency,
         )
     typer.echo(
-        f"sent {report.sent} digests to {report.addresses} addresses "
+        f"sent {report.sent} digest{'' if report.sent == 1 else 's'} to "
+        f"{report.addresses} address{'' if report.addresses == 1 else 'es'} "
         f"(planned {report.planned}, empty {report.empty}, pending {report.pending}, "
         f"failed {report.failed})"
     )

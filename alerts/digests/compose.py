@@ -97,7 +97,8 @@ def canonical_url(source: str, external_id: str, url: str) -> str:
         return f"https://pubmed.ncbi.nlm.nih.gov/{external_id}/"
     if source == "ctgov":
         return f"https://clinicaltrials.gov/study/{external_id}"
-    return url
+    # Escaping does not make a `javascript:` link safe: only web links are linked.
+    return url if url.lower().startswith(("https://", "http://")) else ""
 
 
 def item_source_label(source: str, feed_title: str | None) -> str:

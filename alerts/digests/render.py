@@ -61,7 +61,8 @@ def public_host(settings: Settings) -> str:
 
 
 def more_url(settings: Settings, slug: str, since: datetime) -> str:
-    stamp = since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # `since` is inclusive: keep microseconds when there are any.
+    stamp = since.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if since.microsecond else "%Y-%m-%dT%H:%M:%SZ")
     return f"{settings.public_base}/targets/{quote(slug, safe='')}/items?since={stamp}"
 
 
@@ -162,8 +163,10 @@ def mime_bytes(
             f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii")
         )
-        encoded = _quoted_printable(body)
-        out.append(encoded if encoded.endswith(b"\r\n") else encoded + b"\r\n")
+        # The CRLF before a boundary belongs to the boundary: end the body with a line
+        # break of its own so the part keeps its last newline (as the stdlib does).
+        out.append(_quoted_printable(body if body.endswith("\n") else body + "\n"))
+        out.append(b"\r\n")
     out.append(f"--{boundary}--\r\n".encode("ascii"))
     return b"".join(out)
 

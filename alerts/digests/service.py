@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.digests import repository as repo
 from alerts.digests.compose import (
+    SOURCE_LABELS,
     Candidate,
     DigestView,
     ItemView,
@@ -67,6 +68,9 @@ from db.models import Alert
 from db.session import transaction
 
 log = logging.getLogger(__name__)
+
+#: Source health lists PubMed, ClinicalTrials.gov, then feeds.
+SOURCE_ORDER = {source: n for n, source in enumerate(SOURCE_LABELS)}
 
 #: Subscribers planned per transaction.
 PLAN_CHUNK = 500
@@ -283,7 +287,7 @@ def item_view(event: repo.EventRow) -> ItemView:
 def _source_health(row: repo.SourceRow, threshold: int) -> SourceHealth:
     return SourceHealth(
         source=row.source,
-        label=item_source_label(row.source, None),
+        label=SOURCE_LABELS.get(row.source, row.source),
         last_success_at=row.last_success_at,
         consecutive_failures=row.consecutive_failures,
         failing=row.consecutive_failures >= threshold,
@@ -312,7 +316,7 @@ def build_views(data: repo.DigestData, settings: Settings) -> tuple[list[DigestV
     for digest_id, alert_id, event_id in data.shown:
         shown[(digest_id, alert_id)].append(event_id)
     sources: dict[int, list[SourceHealth]] = defaultdict(list)
-    for source_row in data.sources:
+    for source_row in sorted(data.sources, key=lambda r: SOURCE_ORDER.get(r.source, 99)):
         sources[source_row.target_id].append(
             _source_health(source_row, settings.failure_alert_threshold)
         )

@@ -1,0 +1,117 @@
+"""What a digest says without any database: section order, the item cap, subjects,
+links and trial changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alerts.digests.compose import (
+    Candidate,
+    Section,
+    canonical_url,
+    describe_changes,
+    section_of,
+    split_shown,
+    subject_line,
+)
+
+NOW = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("item_kind", "event_kind", "section"),
+    [
+        ("trial", "new", Section.new_trials),
+        ("trial", "updated", Section.trial_updates),
+        ("publication", "new", Section.publications),
+        ("publication", "updated", Section.publications),
+        ("news", "new", Section.news),
+    ],
+)
+def test_each_event_has_its_section(item_kind: str, event_kind: str, section: Section) -> None:
+    assert section_of(item_kind, event_kind) is section
+
+
+def candidate(event_id: int, section: Section, hours_ago: int) -> Candidate:
+    return Candidate(1, event_id, section, NOW - timedelta(hours=hours_ago))
+
+
+def test_sections_in_order_newest_first_and_the_cap_keeps_the_head() -> None:
+    events = [
+        candidate(1, Section.news, 1),
+        candidate(2, Section.publications, 5),
+        candidate(3, Section.publications, 1),
+        candidate(4, Section.trial_updates, 9),
+        candidate(5, Section.new_trials, 20),
+        candidate(6, Section.new_trials, 2),
+    ]
+    shown, hidden = split_shown(events, max_items=4)
+    assert [c.event_id for c in shown] == [6, 5, 4, 3]
+    assert [c.event_id for c in hidden] == [2, 1]
+
+
+def test_a_cap_of_zero_hides_everything() -> None:
+    assert split_shown([candidate(1, Section.news, 1)], 0) == ([], [candidate(1, Section.news, 1)])
+
+
+def counts(**values: int) -> dict[Section, int]:
+    return {Section(name): n for name, n in values.items()}
+
+
+@pytest.mark.parametrize(
+    ("sections", "frequency", "subject"),
+    [
+        ([("HER2 exon 20", counts(new_trials=2, trial_updates=1, publications=14))], "daily",
+         "HER2 exon 20: 2 new trials, 1 trial update, 14 publications"),
+        ([("HER2 exon 20", counts(news=1, publications=1))], "daily",
+         "HER2 exon 20: 1 publication, 1 news item"),
+        ([("HER2 exon 20", counts(publications=12)), ("KRAS G12C", counts(news=5))], "daily",
+         "Target Alerts: 17 new items for HER2 exon 20, KRAS G12C"),
+        # A target with nothing new is not named as if it had news.
+        ([("HER2 exon 20", counts(publications=3)), ("KRAS G12C", counts())], "weekly",
+         "HER2 exon 20: 3 publications"),
+        ([("HER2 exon 20", counts())], "weekly", "HER2 exon 20: nothing new this week"),
+        ([("HER2 exon 20", counts())], "daily", "HER2 exon 20: nothing new today"),
+        ([("HER2 exon 20", counts()), ("KRAS G12C", counts())], "weekly",
+         "Target Alerts: nothing new this week for HER2 exon 20, KRAS G12C"),
+        ([(f"T{n}", counts(news=1)) for n in range(6)], "daily",
+         "Target Alerts: 6 new items for T0, T1, T2 and 3 more"),
+        # Stored names never break the header onto a second line.
+        ([("HER2\nexon 20", counts(news=1))], "daily", "HER2 exon 20: 1 news item"),
+    ],
+)
+def test_the_subject_says_what_is_inside(
+    sections: list[tuple[str, dict[Section, int]]], frequency: str, subject: str
+) -> None:
+    assert subject_line(sections, frequency) == subject
+
+
+@pytest.mark.parametrize(
+    ("source", "external_id", "url", "expected"),
+    [
+        ("pubmed", "40123456", "https://example.org/x", "https://pubmed.ncbi.nlm.nih.gov/40123456/"),
+        ("ctgov", "NCT06151574", "https://example.org/y",
+         "https://clinicaltrials.gov/study/NCT06151574"),
+        ("rss", "guid-1", "https://news.example.org/a", "https://news.example.org/a"),
+        ("rss", "guid-2", "javascript:alert(1)", ""),
+    ],
+)
+def test_canonical_links(source: str, external_id: str, url: str, expected: str) -> None:
+    assert canonical_url(source, external_id, url) == expected
+
+
+def test_trial_changes_read_as_label_old_arrow_new() -> None:
+    changes = describe_changes([
+        {"field": "overall_status", "old": "RECRUITING", "new": "ACTIVE_NOT_RECRUITING"},
+        {"field": "phases", "old": ["PHASE1"], "new": ["PHASE1", "PHASE2"]},
+        {"field": "has_results", "old": False, "new": True},
+        {"field": "some_new_field", "old": None, "new": "x"},
+    ])
+    assert [f"{c.label}: {c.old} -> {c.new}" for c in changes] == [
+        "Overall status: RECRUITING -> ACTIVE_NOT_RECRUITING",
+        "Phases: PHASE1 -> PHASE1, PHASE2",
+        "Results posted: no -> yes",
+        "Some new field: none -> x",
+    ]

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from alerts.app import create_app
 from alerts.mail.smtp import SmtpMailer
+from db.models import Alert
 from tests.conftest import make_settings
 from tests.test_subscriptions.harness import (
     ADMIN_TOKEN,
@@ -395,8 +396,6 @@ def test_status_moves(
     created = harness.api_subscribe("ann@example.org")  # anonymous: pending
     alert_id = created.json()["id"]
     with harness.db() as session:
-        from db.models import Alert
-
         session.get(Alert, alert_id).status = start  # type: ignore[union-attr]
 
     response = harness.client.patch(f"/api/v1/alerts/{alert_id}", headers=bearer(token),

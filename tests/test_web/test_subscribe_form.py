@@ -4,11 +4,15 @@ the same answer for every address, activation by the click."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from alerts.digests.service import send_due
+from alerts.mail.smtp import SmtpMailer
 from alerts.subscriptions import service
+from db.clock import utc_now
 from tests.test_subscriptions.harness import SLUG, Harness, link_in, relative, text_of
 
 FORM = {"email": "ann@example.org", "target": SLUG, "frequency": "weekly",
@@ -197,3 +201,19 @@ def test_the_click_activates_and_shows_the_latest_items_once(harness: Harness) -
     assert second.status_code == 200 and "already used" in second.text
     assert harness.alerts("ann@example.org")[0].activated_at == alert.activated_at
     assert len(harness.mails()) == 1  # confirming sends nothing
+
+
+def test_no_digest_reaches_an_address_before_its_click(harness: Harness) -> None:
+    submit(harness, frequency="daily", send_when_empty="on", timezone="UTC")
+    harness.add_item("Zongertinib in HER2 exon 20", external_id="1", url="https://x.test/1")
+    mailer = SmtpMailer(host="127.0.0.1", port=harness.smtp.port)
+
+    def digests_by(days: int) -> list[str]:
+        send_due(harness.session_factory, harness.settings, mailer, owner="test",
+                 now=utc_now() + timedelta(days=days), render_workers=0)
+        return [str(m["Subject"]) for m in harness.mails("ann@example.org")
+                if not str(m["Subject"]).startswith("Confirm")]
+
+    assert digests_by(2) == []  # pending: nothing but the confirmation
+    harness.confirm_by_mail("ann@example.org")
+    assert len(digests_by(4)) == 1  # the same schedule sends once the alert is active

@@ -26,6 +26,8 @@ ROUTER_MODULES = [
     "alerts.subscriptions.api",
     "alerts.web.pages",
     "alerts.web.mailbox",
+    "alerts.digests.api",
+    "alerts.digests.pages",
 ]
 
 

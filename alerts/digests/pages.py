@@ -2,7 +2,8 @@
 in the digest's order (new trials, trial updates, publications, news; newest first).
 
 It shows only what the public API already serves for the target, so it needs no
-token; every stored string is escaped by the template environment."""
+token; every stored string is escaped by the template environment. The layout is the
+web pages' own (templates/web/base.html)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
-from alerts.deps import SessionDep, SettingsDep
+from alerts.deps import SessionDep
 from alerts.digests import repository as repo
 from alerts.digests.compose import group_items, order_key
 from alerts.digests.service import item_view
@@ -41,10 +42,9 @@ def parse_since(value: str) -> datetime | None:
 def target_items_page(
     slug: str,
     session: SessionDep,
-    settings: SettingsDep,
     since: Annotated[str, Query(description="ISO-8601 time, e.g. 2026-05-01T08:00:00Z")],
 ) -> HTMLResponse:
-    common = {"public_url": settings.public_base, "slug": slug}
+    common = {"slug": slug}
     moment = parse_since(since)
     if moment is None:
         return _page(400, error="The link is damaged: `since` is not a date and time.",

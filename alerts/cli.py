@@ -124,7 +124,8 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
         metrics = Metrics()
         mailer = make_mailer(settings, observe_latency=metrics.observe_smtp_latency)
         api = create_app(settings, engine=engine, metrics=metrics, mailer=mailer)
-        uvicorn.run(api, host=host, port=port, log_level="info")
+        # log_config=None: uvicorn's lines go through our one-line format too.
+        uvicorn.run(api, host=host, port=port, log_level="info", log_config=None)
 
 
 @app.command()
@@ -143,7 +144,9 @@ def run(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
         metrics = Metrics()
         runner = build_runner(settings, engine, metrics=metrics)
         api = create_app(settings, engine=engine, metrics=metrics, mailer=runner.ctx.mailer)
-        server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="info"))
+        server = uvicorn.Server(
+            uvicorn.Config(api, host=host, port=port, log_level="info", log_config=None)
+        )
         _serve_with_scheduler(server, runner)
 
 
@@ -245,8 +248,6 @@ def digests_send(
     if report.error:
         raise fail(report.error)
 
-
-# -- ingestion: poll, targets, feeds, backfill -----------------------------------------------
 
 # -- ingestion: poll, targets, feeds, backfill -----------------------------------------------
 

@@ -4,7 +4,8 @@
   busy or suspended collapse into one), a misfire grace of one period, `max_instances=1`
   and a process-local lock, so a slow run never overlaps itself (not even with the
   catch-up run below); a tick that finds its job still running is skipped and logged.
-- At start, one catch-up run goes through poll -> digests -> outbox, in that order: a
+- At start, one catch-up run goes through poll -> digests -> outbox, in that order (in a
+  thread of its own, beside the interval jobs, under the same per-job locks): a
   digest slot missed while the service was down goes out at once, with what was
   published meanwhile, instead of one interval later.
 - Stopping (SIGTERM/SIGINT for `alerts scheduler`, the API's shutdown for `alerts run`):
@@ -73,6 +74,7 @@ class SchedulerRunner:
         self.jobs = dict(jobs)
         self.stopping = threading.Event()
         self._locks = {name: threading.Lock() for name in self.jobs}
+        self._catch_up: threading.Thread | None = None
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(max_workers=len(self.jobs) + 1)},
@@ -123,25 +125,24 @@ class SchedulerRunner:
         for name, period in job_periods(self.ctx.settings).items():
             if name not in self.jobs:
                 continue
-            first = now if name == "heartbeat" else now + period
             self.scheduler.add_job(
                 self.run_job,
-                IntervalTrigger(seconds=period.total_seconds(), start_date=first, timezone=UTC),
+                IntervalTrigger(seconds=period.total_seconds(), timezone=UTC),
                 args=[name],
                 id=name,
                 name=name,
                 misfire_grace_time=max(1, int(period.total_seconds())),
+                # The heartbeat says "alive" at once; the others start with the catch-up.
+                next_run_time=now if name == "heartbeat" else now + period,
             )
-        self.scheduler.add_job(
-            self.catch_up,
-            "date",
-            run_date=now,
-            args=[[name for name in CATCH_UP if name in self.jobs]],
-            id="catch-up",
-            name="catch-up",
-            misfire_grace_time=None,
-        )
         self.scheduler.start()
+        # A thread of its own rather than a one-off APScheduler job: a one-off job that
+        # fires while the scheduler shuts down trips APScheduler's own bookkeeping.
+        self._catch_up = threading.Thread(
+            target=self.catch_up, args=[[n for n in CATCH_UP if n in self.jobs]],
+            name="scheduler-catch-up", daemon=True,
+        )
+        self._catch_up.start()
         periods = job_periods(self.ctx.settings)
         log_event(
             logger, "scheduler.started", owner=self.ctx.owner,
@@ -156,6 +157,8 @@ class SchedulerRunner:
         if self.scheduler.running:
             log_event(logger, "scheduler.stopping", owner=self.ctx.owner)
             self.scheduler.shutdown(wait=True)
+        if self._catch_up is not None:
+            self._catch_up.join()
         try:
             remove_heartbeat(self.ctx)
         except Exception as exc:  # the row then ages out of /metrics within a day

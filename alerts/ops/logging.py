@@ -14,8 +14,9 @@ from typing import IO
 
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
-#: Libraries whose INFO lines repeat what our own events say.
-QUIET_LOGGERS = ("apscheduler", "httpx", "httpcore", "aiosmtpd", "mail.log")
+#: Libraries whose INFO lines repeat what our own events say, or that speak on every
+#: request (alembic on each /readyz migration check).
+QUIET_LOGGERS = ("apscheduler", "httpx", "httpcore", "aiosmtpd", "mail.log", "alembic")
 
 
 def configure_logging(level: int | str = logging.INFO, *, stream: IO[str] | None = None) -> None:

@@ -1,0 +1,128 @@
+"""`alerts run`: the API and the scheduler in one process. Started on a database with a
+subscriber whose digest is due, it polls and mails that digest by itself, answers
+/readyz and /metrics meanwhile, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Digest, Item, SchedulerHeartbeat
+from tests.fakes.smtp import SmtpServer, free_port
+from tests.fakes.upstream import FakeUpstream
+from tests.test_scheduler.conftest import Processes, seed_due_subscribers, service_env
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream(posted_on=date.today()) as fake:
+        yield fake
+
+
+def _get(base: str, path: str) -> httpx.Response | None:
+    try:
+        return httpx.get(base + path, timeout=5)
+    except httpx.TransportError:
+        return None
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+@pytest.mark.slow
+def test_run_polls_and_mails_the_due_digest_without_any_command(
+    processes: Processes,
+    upstream: FakeUpstream,
+    smtp_server: SmtpServer,
+    db_url: str,
+    isolated: tuple[Engine, sessionmaker[Session]],
+    tmp_path: Path,
+) -> None:
+    _engine, factory = isolated
+    (email,) = seed_due_subscribers(factory, 1, send_when_empty=False)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = service_env(
+        db_url, tmp_path,
+        smtp_host="127.0.0.1", smtp_port=smtp_server.port,
+        pubmed_base_url=upstream.pubmed_base_url, ctgov_base_url=upstream.ctgov_base_url,
+        poll_interval_minutes=1,
+    )
+    run = processes.start("run", "run", "--port", str(port), env=env)
+
+    ready = processes.wait_until("/readyz", lambda: (_get(base, "/readyz") or None))
+    assert (ready.status_code, ready.json()) == (200, {"status": "ok"})
+
+    (digest,) = processes.wait_until("the digest", lambda: smtp_server.handler.to(email))
+    # It holds what the scheduler's own poll just stored (an empty one would not be sent).
+    assert "HER2" in str(digest["Subject"])
+    assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    with factory() as session:
+        stored = dict(session.execute(
+            select(Item.source, func.count()).group_by(Item.source)).all())
+        assert stored == {"pubmed": len(upstream.pmids), "ctgov": len(upstream.nct_ids)}
+        (sent,) = session.scalars(select(Digest)).all()
+        assert sent.status == "sent" and sent.item_count == sum(stored.values())
+        owner = session.scalars(select(SchedulerHeartbeat.owner)).one()
+
+    metrics = _samples(processes.wait_until(
+        "a scrape after the digest job logged",
+        lambda: run.lines("scheduler.job name=digests") and _get(base, "/metrics"),
+    ).text)
+    assert metrics[("alerts_database_up", ())] == 1
+    for source in ("pubmed", "ctgov"):
+        assert metrics[("alerts_source_polls_total", (("source", source),))] == 1
+        assert metrics[("alerts_source_failures_total", (("source", source),))] == 0
+        assert metrics[("alerts_items_stored", (("source", source),))] == stored[source]
+        health = (("source", source), ("target", "her2-exon20"))
+        assert metrics[("alerts_source_failing", health)] == 0
+    assert metrics[("alerts_digests", (("status", "sent"),))] == 1
+    assert metrics[("alerts_digests", (("status", "pending"),))] == 0
+    assert ("alerts_scheduler_heartbeat_age_seconds", (("owner", owner),)) in metrics
+    # Process-local: this process's own jobs and SMTP round trips.
+    assert metrics[("alerts_scheduler_job_runs_total", (("job", "poll"), ("outcome", "ok")))] >= 1
+    assert metrics[("alerts_smtp_send_seconds_count", ())] >= 1
+
+    sources = _get(base, "/api/v1/sources")
+    assert sources is not None and sources.status_code == 200
+
+    run.send(signal.SIGTERM)
+    assert run.wait() == 0, run.log()
+    assert run.lines("scheduler.stopped")
+    assert len(smtp_server.handler.to(email)) == 1
+    with factory() as session:
+        assert session.scalars(select(SchedulerHeartbeat)).all() == []
+
+
+@pytest.mark.slow
+def test_run_migrates_a_new_database_first_and_stops_on_sigint(
+    processes: Processes, tmp_path: Path
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = service_env(f"sqlite:///{tmp_path / 'new' / 'alerts.db'}", tmp_path,
+                      ctgov_base_url="http://127.0.0.1:9/api/v2",
+                      pubmed_base_url="http://127.0.0.1:9/entrez/eutils")
+    run = processes.start("run", "run", "--port", str(port), env=env)
+
+    ready = processes.wait_until("/readyz", lambda: (_get(base, "/readyz") or None))
+    assert ready.status_code == 200
+    targets = _get(base, "/api/v1/targets")
+    assert targets is not None and "her2-exon20" in targets.text  # the seeded catalogue
+
+    run.send(signal.SIGINT)
+    assert run.wait() == 0, run.log()
+    assert run.lines("scheduler.stopped")

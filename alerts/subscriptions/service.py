@@ -4,8 +4,9 @@ one-click unsubscribe, personal tokens. Functions here flush; the caller commits
 Invariants:
 - Nothing is mailed to an address before its owner clicked a confirmation link,
   except that confirmation (and, for a verified address, a requested API token).
-- A live alert (pending, active, paused) of a verified subscriber is never changed by
-  an unauthenticated request: the web form leaves it alone and mails a manage link.
+- An active or paused alert is never changed by a request that proves nothing (no
+  token, no signed link): the web form leaves it alone and mails a manage link. A
+  pending alert, confirmed by nobody yet, takes the latest form's preferences.
 - An alert's row is kept when it ends (`unsubscribed`), and re-used when its
   subscriber subscribes to the same target again.
 """
@@ -52,7 +53,7 @@ from alerts.subscriptions.tokens import (
     manage_url,
     read_token,
 )
-from alerts.targets import service as targets
+from alerts.targets.service import get_target_by_slug
 from db.clock import utc_now
 from db.models import Alert, ApiToken, Item, Subscriber, Target
 
@@ -343,7 +344,7 @@ def find_target(session: Session, slug: str) -> Target | None:
     """The catalogue's target `slug`, or None (an unknown target in a body is a 422,
     not the catalogue's 404)."""
     try:
-        return targets.get_target_by_slug(session, slug)
+        return get_target_by_slug(session, slug)
     except NotFound:
         return None
 

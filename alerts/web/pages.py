@@ -38,7 +38,7 @@ from alerts.subscriptions.schemas import (
     timezone_names,
 )
 from alerts.subscriptions.tokens import InvalidToken, manage_url
-from alerts.targets import service as targets
+from alerts.targets.service import list_targets
 from alerts.templating import environment
 from alerts.web import csrf
 from db.models import Alert, Item, Subscriber, Target
@@ -189,7 +189,7 @@ def _subscribe_page(
     errors: Mapping[str, str],
     status_code: int = 200,
 ) -> HTMLResponse:
-    catalogue = targets.list_targets(session)
+    catalogue = list_targets(session)
     if not values["targets"] and len(catalogue) == 1 and not errors:
         values = {**values, "targets": [catalogue[0].slug]}
     return render(
@@ -253,7 +253,7 @@ def subscribe(
         email = normalise_email(values["email"])
     except ValueError as exc:
         errors["email"] = str(exc)
-    catalogue = {t.slug: t for t in targets.list_targets(session)}
+    catalogue = {t.slug: t for t in list_targets(session)}
     chosen = [catalogue[s] for s in dict.fromkeys(slugs) if s in catalogue]
     if not slugs:
         errors["target"] = "Choose at least one target."
@@ -319,7 +319,7 @@ def _manage_page(
         action_url="/manage?" + urlencode({"token": token}),
         live=live,
         ended=[a for a in alerts if a.status == AlertStatus.unsubscribed],
-        addable=[t for t in targets.list_targets(session) if t.id not in taken],
+        addable=[t for t in list_targets(session) if t.id not in taken],
         defaults=DEFAULT_VALUES,
         message=message,
         error=error,

@@ -13,7 +13,14 @@ from alerts.digests.service import send_due
 from alerts.mail.smtp import SmtpMailer
 from alerts.subscriptions import service
 from db.clock import utc_now
-from tests.test_subscriptions.harness import SLUG, Harness, link_in, relative, text_of
+from tests.test_subscriptions.harness import (
+    SLUG,
+    Harness,
+    html_of,
+    link_in,
+    relative,
+    text_of,
+)
 
 FORM = {"email": "ann@example.org", "target": SLUG, "frequency": "weekly",
         "weekday": "friday", "send_hour": "7", "timezone": "Europe/Berlin", "max_items": "25"}
@@ -217,3 +224,14 @@ def test_no_digest_reaches_an_address_before_its_click(harness: Harness) -> None
     assert digests_by(2) == []  # pending: nothing but the confirmation
     harness.confirm_by_mail("ann@example.org")
     assert len(digests_by(4)) == 1  # the same schedule sends once the alert is active
+
+
+def test_catalogue_text_is_escaped_in_the_confirmation_mail(harness: Harness) -> None:
+    harness.add_target("evil", "Evil <script>alert(1)</script> & co")
+
+    submit(harness, target="evil")
+
+    mail = harness.only_mail("ann@example.org")
+    assert "Evil &lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html_of(mail)
+    assert "<script>" not in html_of(mail)
+    assert "Evil <script>alert(1)</script> & co" in text_of(mail)  # plain text stays plain

@@ -123,3 +123,47 @@ def test_an_upstream_outage_fails_that_source_only_and_nothing_is_lost(
 
     fake.clear_failures()
     assert alerts_poll()[0] == f"pubmed  {SLUG}  {len(fake.pmids)} new, 0 updated  (2 requests)"
+
+
+def rss(*titles: str) -> bytes:
+    entries = "".join(
+        f"<item><title>{title}</title><link>https://news.example/{n}</link>"
+        f"<guid>https://news.example/{n}</guid><description>{title}.</description></item>"
+        for n, title in enumerate(titles)
+    )
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Oncology news</title>'
+            f"<link>https://news.example/</link>{entries}</channel></rss>").encode()
+
+
+def test_a_feed_keeps_the_matching_entries_then_costs_one_304_then_goes(
+    fake: FakeUpstream, settings_at_fake: Settings
+) -> None:
+    url = fake.add_feed("oncology", rss(
+        "Zongertinib shows responses in HER2 exon 20 insertion NSCLC",
+        "Sevabertinib granted breakthrough therapy designation",
+        "HER2-mutant lung cancer: new data at ASCO",
+        "EGFR exon 20 insertion: amivantamab update",
+        "Trastuzumab deruxtecan in HER2-positive breast cancer",
+        "Pyrotinib in HER2-positive metastatic breast cancer",
+        "MET exon 20 skipping: capmatinib",
+    ))
+    added = CliRunner().invoke(cli, ["feeds", "add", url, "--target", SLUG])
+    assert added.exit_code == 0, added.output
+
+    assert CliRunner().invoke(cli, ["poll", "--source", "rss"]).stdout == (
+        f"rss  {SLUG}  3 new, 0 updated  (1 request)\n")
+    news = [i for i in all_items(settings_at_fake) if i["kind"] == "news"]
+    assert sorted(i["url"] for i in news) == [f"https://news.example/{n}" for n in range(3)]
+
+    # Unchanged: If-None-Match answered 304, nothing parsed, nothing new.
+    assert CliRunner().invoke(cli, ["poll", "--source", "rss"]).stdout == (
+        f"rss  {SLUG}  0 new, 0 updated  (1 request)\n")
+    first, second = fake.requests_to("/feeds/oncology.xml")
+    assert second.headers["If-None-Match"] == fake.feeds["oncology"].etag
+    assert "If-None-Match" not in first.headers
+
+    fake.fail("/feeds/oncology.xml", 410)
+    CliRunner().invoke(cli, ["poll", "--source", "rss"])
+    assert CliRunner().invoke(cli, ["poll", "--source", "rss"]).stdout == (
+        f"rss  {SLUG}  skipped: no feeds for this target\n")
+    assert len(all_items(settings_at_fake)) == 3  # what the feed brought stays

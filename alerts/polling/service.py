@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.items import service as items_service
 from alerts.items.service import IngestCounts
+from alerts.ops.logging import log_event
 from alerts.polling import repository
 from alerts.polling.schemas import (
     HELD,
@@ -243,7 +244,7 @@ class _Cycle:
         )
         if lock is not None and not await self._db(lock.acquire):
             for job in jobs:
-                log.info("poll.skipped source=%s target=%s reason=%r", name, job.slug, HELD)
+                log_event(log, "poll.skipped", source=name, target=job.slug, reason=HELD)
             return [SourceReport(name, job.slug, skipped=True, reason=HELD) for job in jobs]
         try:
             async with client:
@@ -259,8 +260,8 @@ class _Cycle:
         claimed = await self._db(self._claim, job, at)
         if isinstance(claimed, str):
             level = logging.DEBUG if claimed == NOT_DUE else logging.INFO
-            log.log(level, "poll.skipped source=%s target=%s reason=%r",
-                    job.source, job.slug, claimed)
+            log_event(log, "poll.skipped", level=level, source=job.source, target=job.slug,
+                      reason=claimed)
             return SourceReport(job.source, job.slug, skipped=True, reason=claimed)
         cursor = claimed
 
@@ -282,7 +283,8 @@ class _Cycle:
         except SourceError as exc:
             return await self._failed(job, str(exc), client.requests_sent - sent_before)
         except Exception as exc:
-            log.exception("poll.crashed source=%s target=%s", job.source, job.slug)
+            log_event(log, "poll.crashed", level=logging.ERROR, exc_info=True,
+                      source=job.source, target=job.slug)
             return await self._failed(job, f"unexpected {type(exc).__name__}: {exc}",
                                       client.requests_sent - sent_before)
 
@@ -292,19 +294,20 @@ class _Cycle:
         try:
             counts, next_poll_at = await self._db(self._store, job, result, new_cursor)
         except Exception as exc:
-            log.exception("poll.store_failed source=%s target=%s", job.source, job.slug)
+            log_event(log, "poll.store_failed", level=logging.ERROR, exc_info=True,
+                      source=job.source, target=job.slug)
             return await self._failed(
                 job, f"storing failed: {type(exc).__name__}: {exc}", result.requests
             )
 
-        log.info(
-            "poll.done source=%s target=%s new=%d updated=%d requests=%d%s",
-            job.source, job.slug, counts.new, counts.updated, result.requests,
-            " skipped=upstream-unchanged" if result.skipped else "",
+        log_event(
+            log, "poll.done", source=job.source, target=job.slug, new=counts.new,
+            updated=counts.updated, requests=result.requests,
+            **({"skipped": UNCHANGED} if result.skipped else {}),
         )
         for warning in result.warnings:
-            log.warning("poll.warning source=%s target=%s warning=%r",
-                        job.source, job.slug, warning)
+            log_event(log, "poll.warning", level=logging.WARNING, source=job.source,
+                      target=job.slug, warning=warning)
         return SourceReport(
             job.source,
             job.slug,
@@ -361,9 +364,9 @@ class _Cycle:
     ) -> SourceReport:
         error = " ".join(error.split()) or "failed"
         failures, next_poll_at = await self._db(self._record_failure, job, error, retry_after)
-        log.warning(
-            "poll.failed source=%s target=%s consecutive_failures=%d next_poll_at=%s error=%r",
-            job.source, job.slug, failures, next_poll_at.isoformat(), error,
+        log_event(
+            log, "poll.failed", level=logging.WARNING, source=job.source, target=job.slug,
+            consecutive_failures=failures, next_poll_at=next_poll_at.isoformat(), error=error,
         )
         return SourceReport(job.source, job.slug, failed=True, error=error,
                             requests=requests, next_poll_at=next_poll_at)

@@ -22,6 +22,7 @@ What it serves (every request is recorded in `fake.requests`, in order):
 - `{url}/feeds/<name>.xml`: bodies given to `add_feed`, with an ETag (304 on a matching
   If-None-Match).
 
+Each recorded request has its method, path, query, form body and headers.
 `fail(path, status, ...)` makes requests whose path starts with `path` answer `status` (with
 Retry-After, extra headers such as Location, a number of times or for ever).
 
@@ -49,6 +50,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import httpx
 
 UPSTREAM_DATA = Path(__file__).resolve().parent.parent / "data" / "upstream"
 PUBMED_FILES = tuple(sorted((UPSTREAM_DATA / "pubmed").glob("efetch_*.xml")))
@@ -79,6 +82,7 @@ class RecordedRequest:
     path: str
     query: dict[str, str]  # query string, last value of each name
     form: dict[str, str]  # url-encoded POST body
+    headers: httpx.Headers = field(default_factory=httpx.Headers)  # case-insensitive
 
     @property
     def params(self) -> dict[str, str]:
@@ -382,6 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
             path=parts.path,
             query=dict(parse_qsl(parts.query, keep_blank_values=True)),
             form=form,
+            headers=httpx.Headers(list(self.headers.items())),
         )
         fake = self.server.fake
         failure = fake._record(request)

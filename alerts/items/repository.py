@@ -40,7 +40,10 @@ def insert_ignoring_conflicts(
     """Insert `rows`, skipping those that collide on `conflict_columns`; with `returning`
     (a column), the values of the rows actually inserted (only those: a row another
     transaction inserted first is not returned, which is what makes "newly linked" exact
-    under concurrency)."""
+    under concurrency).
+
+    One statement compiled once and executed for all rows: SQLAlchemy batches such an
+    executemany into multi-row INSERTs ("insertmanyvalues"), RETURNING included."""
     if not rows:
         return []
     dialect = session.get_bind().dialect.name
@@ -50,18 +53,13 @@ def insert_ignoring_conflicts(
         make_insert = sqlite.insert
     else:  # pragma: no cover - the settings refuse other databases
         raise RuntimeError(f"insert-or-ignore is not implemented for {dialect}")
-    inserted: list[Any] = []
-    for chunk in chunked(rows):
-        statement = (
-            make_insert(model).values(list(chunk)).on_conflict_do_nothing(
-                index_elements=list(conflict_columns)
-            )
-        )
-        if returning is not None:
-            inserted.extend(session.execute(statement.returning(returning)).scalars())
-        else:
-            session.execute(statement)
-    return inserted
+    table = model.__table__
+    statement = make_insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))
+    connection = session.connection()
+    if returning is None:
+        connection.execute(statement, list(rows))
+        return []
+    return list(connection.execute(statement.returning(returning), list(rows)).scalars())
 
 
 def known_external_ids(

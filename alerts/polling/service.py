@@ -303,7 +303,7 @@ class _Cycle:
         log_event(
             log, "poll.done", source=job.source, target=job.slug, new=counts.new,
             updated=counts.updated, requests=result.requests,
-            **({"skipped": UNCHANGED} if result.skipped else {}),
+            skipped=UNCHANGED if result.skipped else None,
         )
         for warning in result.warnings:
             log_event(log, "poll.warning", level=logging.WARNING, source=job.source,

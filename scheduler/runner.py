@@ -136,13 +136,6 @@ class SchedulerRunner:
                 next_run_time=now if name == "heartbeat" else now + period,
             )
         self.scheduler.start()
-        # A thread of its own rather than a one-off APScheduler job: a one-off job that
-        # fires while the scheduler shuts down trips APScheduler's own bookkeeping.
-        self._catch_up = threading.Thread(
-            target=self.catch_up, args=[[n for n in CATCH_UP if n in self.jobs]],
-            name="scheduler-catch-up", daemon=True,
-        )
-        self._catch_up.start()
         periods = job_periods(self.ctx.settings)
         log_event(
             logger, "scheduler.started", owner=self.ctx.owner,
@@ -150,6 +143,13 @@ class SchedulerRunner:
             digest_check_seconds=int(periods["digests"].total_seconds()),
             database=self.ctx.settings.database_url.split(":", 1)[0].split("+", 1)[0],
         )
+        # A thread of its own rather than a one-off APScheduler job: a one-off job that
+        # fires while the scheduler shuts down trips APScheduler's own bookkeeping.
+        self._catch_up = threading.Thread(
+            target=self.catch_up, args=[[n for n in CATCH_UP if n in self.jobs]],
+            name="scheduler-catch-up", daemon=True,
+        )
+        self._catch_up.start()
 
     def stop(self) -> None:
         """Start no new run, wait for the running ones to finish, drop the heartbeat."""

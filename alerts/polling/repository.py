@@ -68,6 +68,17 @@ def claim(
     return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
 
+def renew_lease(session: Session, state_id: int, owner: str, *, expires_at: datetime) -> bool:
+    """Extend `owner`'s lease; False when it is no longer theirs."""
+    statement = (
+        update(SourceState)
+        .where(SourceState.id == state_id, SourceState.lease_owner == owner)
+        .values(lease_expires_at=expires_at)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
 def held_by_other(session: Session, state_id: int, *, now: datetime) -> bool:
     """True when a lease that has not expired holds the state (after a failed claim: held,
     rather than not due)."""

@@ -70,6 +70,8 @@ log = logging.getLogger(__name__)
 RATE_LIMITED_SOURCES = frozenset({SourceName.pubmed, SourceName.ctgov})
 #: The longest a failing source waits between attempts.
 MAX_BACKOFF = timedelta(hours=24)
+#: A running fetch extends its lease every lease_seconds * LEASE_RENEWAL.
+LEASE_RENEWAL = 1 / 3
 
 T = TypeVar("T")
 
@@ -268,6 +270,7 @@ class _Cycle:
         backfill = self.since is not None
         since = self.since or at - timedelta(days=self.settings.initial_lookback_days)
         sent_before = client.requests_sent
+        renewal = asyncio.create_task(self._keep_lease(job))
         try:
             result = await adapter.poll(
                 job.query,
@@ -287,6 +290,8 @@ class _Cycle:
                       source=job.source, target=job.slug)
             return await self._failed(job, f"unexpected {type(exc).__name__}: {exc}",
                                       client.requests_sent - sent_before)
+        finally:
+            renewal.cancel()
 
         # A backfill searched from `since`, not from the cursor: its cursor replaces only
         # an empty one, so the regular polls never resume from an earlier point.
@@ -320,7 +325,25 @@ class _Cycle:
             next_poll_at=next_poll_at,
         )
 
+    async def _keep_lease(self, job: _Job) -> None:
+        """Extend this owner's lease while a fetch runs (a backfill can outlast
+        `lease_seconds`), so no other process takes the state over meanwhile; a process
+        that dies stops renewing and its lease expires as usual."""
+        period = self.lease.total_seconds() * LEASE_RENEWAL
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self._db(self._renew, job)
+            except Exception:
+                log_event(log, "poll.lease_renewal_failed", level=logging.WARNING,
+                          exc_info=True, source=job.source, target=job.slug)
+
     # -- database steps (run in a worker thread, one at a time) ---------------------------
+
+    def _renew(self, job: _Job) -> None:
+        with transaction(self.session_factory) as session:
+            repository.renew_lease(session, job.state_id, self.owner,
+                                   expires_at=self.clock() + self.lease)
 
     def _claim(self, job: _Job, at: datetime) -> dict[str, Any] | str:
         """The state's cursor when this owner got the lease, else why not."""

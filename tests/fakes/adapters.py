@@ -6,13 +6,15 @@
     assert pubmed.calls[0].cursor == {}
 
 Each poll of a target takes the next step of that target's script: a PollResult is
-returned, an exception raised, a callable called with (query, cursor) for its result. The
+returned, an exception raised, a callable (or coroutine function) called with (query,
+cursor) for its result. The
 last step repeats once the script is used up. A target not in the script is "not
 configured" for the source.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +33,7 @@ from alerts.sources.base import (
     TargetQuery,
 )
 
-Step = PollResult | BaseException | Callable[[TargetQuery, Mapping[str, Any]], PollResult]
+Step = PollResult | BaseException | Callable[[TargetQuery, Mapping[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class FakeSource:
         step = steps.pop(0) if len(steps) > 1 else steps[0]
         if callable(step) and not isinstance(step, BaseException):
             step = step(target, cursor)
+            if inspect.isawaitable(step):
+                step = await step
         ids = [i.external_id for i in step.items] if isinstance(step, PollResult) else []
         known = frozenset(known_ids(ids)) if known_ids is not None and ids else frozenset()
         self.calls.append(

@@ -3,6 +3,7 @@ failures are recorded and how leases keep pollers apart."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from alerts.errors import NotFound
 from alerts.items import repository as items_repository
 from alerts.polling import repository
+from alerts.polling import service as polling_service
 from alerts.polling.schemas import HELD, NO_FEEDS, NOT_CONFIGURED, NOT_DUE, UNCHANGED
 from alerts.sources.base import PollResult, RetryLater, SourceError, SourceName
 from db.models import Item, ItemEvent, SourceState
@@ -545,3 +547,29 @@ def test_events_are_created_at_storage_time(
     install(monkeypatch, pubmed_source(result(article("1", HER2_TITLE))))
     run(source=SourceName.pubmed)
     assert session.scalars(select(ItemEvent.created_at)).all() == [NOW]
+
+
+def test_a_long_fetch_keeps_renewing_its_lease(
+    run: Run, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renewals: list[tuple[str, object]] = []
+    real_renew = repository.renew_lease
+
+    def recording(session: Session, state_id: int, owner: str, *, expires_at: object) -> bool:
+        renewals.append((owner, expires_at))
+        return real_renew(session, state_id, owner, expires_at=expires_at)
+
+    async def slow_fetch(_query: object, _cursor: object) -> PollResult:
+        await asyncio.sleep(0.2)  # about 20 renewal periods at the patched rate
+        return result(article("1", HER2_TITLE))
+
+    monkeypatch.setattr(repository, "renew_lease", recording)
+    monkeypatch.setattr(polling_service, "LEASE_RENEWAL", 0.01 / 600)  # every 10 ms
+    install(monkeypatch, pubmed_source(slow_fetch))
+
+    [report] = run(source=SourceName.pubmed)
+
+    assert report.new == 1
+    assert renewals and {owner for owner, _at in renewals} == {"test"}
+    assert renewals[0][1] == NOW + timedelta(seconds=600)  # now + lease_seconds
+    assert state_of(session, "pubmed").lease_owner is None  # released after storing

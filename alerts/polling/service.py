@@ -127,7 +127,10 @@ def poll(
     if since is not None and since.tzinfo is None:
         raise ValueError("poll(since=...) needs an aware datetime")
     names = [SourceName(source)] if source is not None else list(SourceName)
-    clients = {name: make_client(settings, transport) for name in names}
+    # One client per source: its request count is that source's alone, and its
+    # connections close when that source is done. A given transport is shared, not closed.
+    shared = _Unclosed(transport) if transport is not None else None
+    clients = {name: make_client(settings, shared) for name in names}
     adapters = {name: make_adapter(name, settings, clients[name]) for name in names}
 
     with transaction(session_factory) as session:
@@ -424,6 +427,19 @@ class _Cycle:
     def _serialised(self, function: Callable[..., T], *args: Any) -> T:
         with self._db_lock:
             return function(*args)
+
+
+class _Unclosed(httpx.AsyncBaseTransport):
+    """A transport handed to several clients; its owner closes it, not the clients."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass
 
 
 def _bind_of(session_factory: sessionmaker[Session]) -> Engine | Connection:

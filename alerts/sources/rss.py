@@ -6,7 +6,8 @@ SHA-256 equals the last one counts as unchanged too, 301/308 report the URL to s
 410 reports the feed gone. Redirects are followed here (the shared client does not), at
 most `REDIRECT_LIMIT` hops.
 
-Fetches run concurrently (at most `concurrency` in flight) through the shared
+Fetches run concurrently (at most `concurrency` in flight, `per_host_concurrency` to one
+host) through the shared
 `UpstreamClient`, so timeouts, retries and Retry-After apply per feed. Each body is handed
 to a process pool as soon as it arrives, so parsing uses every core while the other
 fetches continue. One failing feed yields a `failed` outcome and never fails the others;
@@ -19,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import hashlib
 import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -49,7 +51,7 @@ from alerts.sources.base import (
     TargetQuery,
 )
 from alerts.sources.feedparse import MAX_FEED_BYTES, FeedParseError, ParsedFeed, parse_feed
-from alerts.sources.http import RETRY_STATUSES, UpstreamClient, counting_requests
+from alerts.sources.http import RETRY_STATUSES, UpstreamClient, counting_requests, host_key
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ ACCEPT = (
     "application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1"
 )
+#: Browsers open at most six connections per host; so do we.
+PER_HOST_CONCURRENCY = 6
 #: Bodies up to this size are parsed on the event loop: below it, the round trip to a
 #: worker costs more than the parse (see bench/feeds_fetch.py).
 INLINE_MAX_BYTES = 0
@@ -145,8 +149,27 @@ class _Fetched:
     warning: str | None = None
 
 
+class _Slots:
+    """Requests in flight: at most `total`, and at most `per_host` to one host (a
+    publisher hosting twenty of a target's feeds sees a few at a time, not twenty)."""
+
+    def __init__(self, total: int, per_host: int) -> None:
+        self._total = asyncio.Semaphore(total)
+        self._per_host = per_host
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    @contextlib.asynccontextmanager
+    async def for_url(self, url: str) -> AsyncIterator[None]:
+        host = self._hosts.setdefault(host_key(url), asyncio.Semaphore(self._per_host))
+        # Host first: a request queued behind its host must not hold a slot that a
+        # request to an idle host could use.
+        async with host, self._total:
+            yield
+
+
 class FeedSource:
-    """RSS/Atom feeds of a target. Parsing runs in `executor` (default: the shared
+    """RSS/Atom feeds of a target, fetched `concurrency` at a time (at most
+    `per_host_concurrency` per host). Parsing runs in `executor` (default: the shared
     process pool); bodies up to `inline_max_bytes` are parsed on the event loop."""
 
     name: ClassVar[SourceName] = SourceName.rss
@@ -156,15 +179,17 @@ class FeedSource:
         client: UpstreamClient,
         *,
         concurrency: int = 32,
+        per_host_concurrency: int = PER_HOST_CONCURRENCY,
         executor: Executor | None = None,
         inline_max_bytes: int = INLINE_MAX_BYTES,
         max_body_bytes: int = MAX_FEED_BYTES,
         parse: ParseFn = parse_feed,
     ) -> None:
-        if concurrency < 1:
+        if concurrency < 1 or per_host_concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._client = client
         self._concurrency = concurrency
+        self._per_host_concurrency = per_host_concurrency
         self._executor = executor
         self._inline_max_bytes = inline_max_bytes
         self._max_body_bytes = max_body_bytes
@@ -197,7 +222,7 @@ class FeedSource:
         cursor stays empty.
         """
         feeds = list(target.feeds)
-        slots = asyncio.Semaphore(self._concurrency)
+        slots = _Slots(self._concurrency, self._per_host_concurrency)
         done = 0
 
         async def one(ref: FeedRef) -> _Fetched:
@@ -239,7 +264,7 @@ class FeedSource:
             raise RetryLater(message, seconds=min(waits))
         raise SourceError(message)
 
-    async def _fetch_feed(self, ref: FeedRef, slots: asyncio.Semaphore) -> _Fetched:
+    async def _fetch_feed(self, ref: FeedRef, slots: _Slots) -> _Fetched:
         """One feed, end to end; every failure becomes a `failed` outcome."""
         try:
             return await self._fetch_and_parse(ref, slots)
@@ -267,7 +292,7 @@ class FeedSource:
         )
         return _Fetched(outcome, retry_after=retry_after)
 
-    async def _fetch_and_parse(self, ref: FeedRef, slots: asyncio.Semaphore) -> _Fetched:
+    async def _fetch_and_parse(self, ref: FeedRef, slots: _Slots) -> _Fetched:
         response, new_url = await self._download(ref, slots)
         status = response.status_code
         etag = response.headers.get("ETag") or ref.etag
@@ -313,9 +338,7 @@ class FeedSource:
         )
         return _Fetched(outcome, warning=warning)
 
-    async def _download(
-        self, ref: FeedRef, slots: asyncio.Semaphore
-    ) -> tuple[httpx.Response, str | None]:
+    async def _download(self, ref: FeedRef, slots: _Slots) -> tuple[httpx.Response, str | None]:
         """GET the feed, following redirects. Returns the final response (2xx, 304 or
         410) and the URL to store when every hop so far was permanent."""
         headers = {"Accept": ACCEPT}
@@ -327,7 +350,7 @@ class FeedSource:
         for _hop in range(REDIRECT_LIMIT + 1):
             if urlsplit(url).scheme not in ("http", "https"):
                 raise _FeedFailed(f"feed {url}: not an http(s) URL")
-            async with slots:
+            async with slots.for_url(url):
                 response = await self._client.request(
                     "GET", url, what=f"feed {url}", headers=headers, ok_statuses=HANDLED_STATUSES
                 )

@@ -710,6 +710,33 @@ def test_feeds_are_fetched_concurrently_up_to_the_limit() -> None:
     assert result.requests == 10
 
 
+def test_one_host_gets_a_few_requests_at_a_time_and_does_not_hold_up_the_others() -> None:
+    in_flight: dict[str, int] = {}
+    peaks: dict[str, int] = {}
+    overall = overall_peak = 0
+    body = synthetic("entries_without_guid_rss.xml")
+
+    async def site(request: httpx.Request) -> httpx.Response:
+        nonlocal overall, overall_peak
+        host = request.url.host
+        in_flight[host] = in_flight.get(host, 0) + 1
+        overall += 1
+        peaks[host] = max(peaks.get(host, 0), in_flight[host])
+        overall_peak = max(overall_peak, overall)
+        await asyncio.sleep(0.01)
+        in_flight[host] -= 1
+        overall -= 1
+        return httpx.Response(200, content=body)
+
+    publisher = [FeedRef(i, f"https://big.example.org/journal/{i}.rss") for i in range(8)]
+    others = [FeedRef(10 + i, f"https://site{i}.example.net/feed") for i in range(3)]
+    result = poll(site, publisher + others, concurrency=5, per_host_concurrency=2)
+
+    assert peaks["big.example.org"] == 2
+    assert overall_peak == 5  # the other hosts used the slots the publisher could not
+    assert {o.status for o in result.feeds} == {FeedStatus.ok}
+
+
 def test_the_same_entry_in_two_feeds_is_returned_once() -> None:
     body = synthetic("her2_news_atom.xml")
     web = FakeWeb({ATOM_URL: ok(body), ELSEWHERE: ok(body)})

@@ -218,42 +218,58 @@ class FeedServer:
         self._thread.join()
 
 
-def _serve_forever(count: int, entries: int, delay_ms: float, port_out: Connection) -> None:
-    server = _Server(("127.0.0.1", 0), _Handler)
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    feeds = make_feeds(count, entries, base_url=base)
-    server.feeds = feeds
-    server.etags = _etags(feeds)
-    server.delay = delay_ms / 1000
-    server.stats = ServerStats()
-    port_out.send(base)
-    server.serve_forever()
+@dataclass(frozen=True)
+class ServedFeeds:
+    """Feeds served by `feed_server_process`: feed i is at `urls[i]`."""
+
+    urls: list[str]
+    bases: list[str]
+
+    def stats(self) -> dict[str, int]:
+        """Requests answered so far, over every host."""
+        with urllib.request.urlopen(self.bases[0] + STATS_PATH, timeout=10) as response:
+            result: dict[str, int] = json.load(response)
+        return result
+
+
+def _serve_forever(
+    count: int, entries: int, delay_ms: float, hosts: int, bases_out: Connection
+) -> None:
+    servers = [_Server(("127.0.0.1", 0), _Handler) for _ in range(hosts)]
+    bases = [f"http://127.0.0.1:{server.server_address[1]}" for server in servers]
+    feeds = make_feeds(count, entries, base_url=bases[0])
+    etags, stats = _etags(feeds), ServerStats()
+    for server in servers:
+        server.feeds, server.etags, server.stats = feeds, etags, stats
+        server.delay = delay_ms / 1000
+    for server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    bases_out.send(bases)
+    servers[0].serve_forever()
 
 
 @contextmanager
-def feed_server_process(count: int, entries: int = 50, *, delay_ms: float = 0) -> Iterator[str]:
+def feed_server_process(
+    count: int, entries: int = 50, *, delay_ms: float = 0, hosts: int = 1
+) -> Iterator[ServedFeeds]:
     """Serve `make_feeds(count, entries)` from a child process (so the server's threads
-    do not compete with the client for the GIL); yields the base URL."""
+    do not compete with the client for the GIL), spread over `hosts` ports: each port is
+    a host of its own to a client's connection pool and per-host limits."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
-        target=_serve_forever, args=(count, entries, delay_ms, sender), daemon=True
+        target=_serve_forever, args=(count, entries, delay_ms, hosts, sender), daemon=True
     )
     process.start()
     try:
         if not receiver.poll(60):
             raise RuntimeError("the feed server did not start")
-        yield receiver.recv()
+        bases: list[str] = receiver.recv()
+        urls = [bases[i % len(bases)] + feed_path(i) for i in range(count)]
+        yield ServedFeeds(urls, bases)
     finally:
         process.terminate()
         process.join()
-
-
-def server_stats(base_url: str) -> dict[str, int]:
-    """Requests served so far by a server started with `feed_server_process`."""
-    with urllib.request.urlopen(base_url + STATS_PATH, timeout=10) as response:
-        result: dict[str, int] = json.load(response)
-    return result
 
 
 def _etags(feeds: Mapping[str, bytes]) -> dict[str, str]:

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from alerts.config import Settings
-from alerts.sources import feedparse
+from alerts.sources import feedparse, rss
 from alerts.sources.base import (
     FeedOutcome,
     FeedRef,
@@ -685,6 +685,26 @@ def test_a_dead_parser_process_is_a_transient_failure() -> None:
 
     with pytest.raises(RetryLater, match="the parser process died"):
         poll(web, [FeedRef(1, ATOM_URL)], executor=_BrokenPool())
+
+
+def test_with_one_usable_cpu_bodies_are_parsed_inline_without_a_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rss, "_usable_cpus", lambda: 1)
+    shutdown_parser_pool()
+    web = FakeWeb({ATOM_URL: ok(synthetic("her2_news_atom.xml"))})
+    spy = ParseSpy()
+
+    async def run() -> PollResult:
+        async with UpstreamClient(transport=httpx.MockTransport(web)) as client:
+            source = FeedSource(client, parse=spy)
+            return await source.poll(
+                TargetQuery("t", feeds=(FeedRef(1, ATOM_URL),)), {}, now=NOW, since=NOW
+            )
+
+    assert only(asyncio.run(run())).status is FeedStatus.ok
+    assert spy.calls == [ATOM_URL]  # in this process: a worker would count in its own copy
+    assert rss._pool is None
 
 
 # --- the poll as a whole ---------------------------------------------------------------------

@@ -24,7 +24,9 @@ def _term_pattern(term: str) -> str:
 
 @dataclass(frozen=True)
 class _Group:
-    terms: tuple[str, ...]
+    #: (term as written, its key, its compiled pattern); "HER-2" and "HER2" share a key.
+    terms: tuple[tuple[str, str, re.Pattern[str]], ...]
+    #: All terms in one alternation: one scan decides whether any term is present.
     regex: re.Pattern[str] | None
 
     @classmethod
@@ -32,19 +34,22 @@ class _Group:
         cleaned = tuple(t for t in (t.strip() for t in terms) if t)
         if not cleaned:
             return cls((), None)
+        compiled = tuple(
+            (t, re.sub(r"[\s\-]+", "", t).lower(), re.compile(_term_pattern(t), re.IGNORECASE))
+            for t in cleaned
+        )
         # Longest first, so "A775_G776insYVMA" wins over "YVMA" at the same position.
         ordered = sorted(cleaned, key=len, reverse=True)
         alternatives = "|".join(f"(?:{_term_pattern(t)})".replace("?P<t>", "") for t in ordered)
-        return cls(cleaned, re.compile(alternatives, re.IGNORECASE))
+        return cls(compiled, re.compile(alternatives, re.IGNORECASE))
 
     def found(self, text: str) -> list[str]:
         """The group's terms present in `text`, in the group's own spelling."""
         if self.regex is None or not self.regex.search(text):
             return []
         found: dict[str, str] = {}
-        for term in self.terms:
-            key = re.sub(r"[\s\-]+", "", term).lower()  # "HER-2" and "HER2" are one term
-            if key not in found and re.search(_term_pattern(term), text, re.IGNORECASE):
+        for term, key, pattern in self.terms:
+            if key not in found and pattern.search(text):
                 found[key] = term
         return list(found.values())
 
@@ -81,5 +86,7 @@ def matcher_for(match_terms: Mapping[str, Iterable[str]]) -> Matcher:
 
 
 @lru_cache(maxsize=256)
-def _compiled(genes: tuple[str, ...], mutations: tuple[str, ...], drugs: tuple[str, ...]) -> Matcher:
+def _compiled(
+    genes: tuple[str, ...], mutations: tuple[str, ...], drugs: tuple[str, ...]
+) -> Matcher:
     return Matcher(_Group.build(genes), _Group.build(mutations), _Group.build(drugs))

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from alerts.deps import SessionDep
 from alerts.digests import repository as repo
 from alerts.digests.compose import group_items, order_key
-from alerts.digests.service import item_view
+from alerts.digests.render import item_view
 from alerts.templating import environment
 
 router = APIRouter(tags=["pages"])

@@ -1,41 +1,76 @@
-"""Digest emails: text and HTML from templates/digest/ through THE Jinja environment
-(autoescaped HTML, StrictUndefined), assembled into one multipart/alternative message.
+"""From the database rows of a digest to the bytes of its email.
 
-Rendering costs about as much as sending, so a large run renders in worker processes
-while the sending thread keeps one SMTP connection busy (`Renderer`). Views are plain
-picklable data (compose.DigestView); a worker gets the settings once and needs no
-database.
+`load_views` turns a chunk of digests into plain views (compose.DigestView);
+`render_digest` renders a view through THE Jinja environment (autoescaped HTML,
+StrictUndefined) from templates/digest/ and assembles one multipart/alternative message.
+
+Rendering costs about as much as sending, so a large run loads and renders in worker
+processes (`Renderer`) while the sending thread keeps one SMTP connection busy: a worker
+gets digest ids, reads them with a connection of its own and hands back finished
+messages, so the sending process neither loads nor pickles views. Subscribers of one
+target mostly get the same body, so a worker renders each distinct body once
+(`_body_cache`); what is personal (the links with tokens) is filled in per email.
 
 The message is assembled here rather than through email.message.EmailMessage: for the
 same structure as alerts.mail.base.build_message (text/plain first, HTML last, UTF-8,
-quoted-printable, headers never folded below 998 characters) the stdlib's generic
-header objects and pure-Python encoder cost ~4.5 ms per 20 KB message, this ~0.1 ms
-(binascii's C quoted-printable). Non-ASCII header values still go through the stdlib's
-header machinery (the POLICY of alerts.mail.base); tests check both parse the same.
+headers never folded below 998 characters) the stdlib's generic header objects and
+pure-Python encoder cost ~4.5 ms per 20 KB message, this ~0.05 ms: ASCII parts go 7bit
+as they are, others quoted-printable through binascii (C). Non-ASCII header values
+still go through the stdlib's header machinery (the POLICY of alerts.mail.base); tests
+check both parse the same.
 """
 
 from __future__ import annotations
 
 import binascii
+import logging
 import multiprocessing
 import random
+import secrets
 import sys
+from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote, urlsplit
 
+from markupsafe import escape
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
 from alerts.config import Settings
-from alerts.digests.compose import DigestView, one_line, subject_for
+from alerts.digests import repository as repo
+from alerts.digests.compose import (
+    SOURCE_LABELS,
+    DigestView,
+    ItemView,
+    Section,
+    SourceHealth,
+    TargetSection,
+    canonical_url,
+    describe_changes,
+    group_items,
+    item_source_label,
+    one_line,
+    order_key,
+    subject_for,
+)
 from alerts.mail.base import POLICY, envelope_sender
 from alerts.subscriptions.tokens import manage_url, unsubscribe_url
 from alerts.templating import environment
 
+log = logging.getLogger(__name__)
 
-@dataclass(frozen=True, slots=True)
+#: Source health lists PubMed, ClinicalTrials.gov, then feeds.
+SOURCE_ORDER = {source: n for n, source in enumerate(SOURCE_LABELS)}
+
+
+@dataclass(frozen=True)
 class RenderedDigest:
     digest_id: int
     subscriber_id: int
@@ -45,15 +80,140 @@ class RenderedDigest:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
+class RenderFailure:
+    """A digest that could not be rendered (recorded as failed; the others go on)."""
+
+    digest_id: int
+    error: str
+
+
+@dataclass
+class RenderedBatch:
+    messages: list[RenderedDigest | RenderFailure] = field(default_factory=list)
+    #: Digests with nothing left to send: every alert was unsubscribed after planning.
+    nothing_left: list[int] = field(default_factory=list)
+
+
+# --- what a digest shows ----------------------------------------------------------------
+
+
+def item_view(event: repo.EventRow) -> ItemView:
+    section = event.section
+    date = event.created_at if section is Section.trial_updates else (
+        event.published_at or event.created_at
+    )
+    return ItemView(
+        event_id=event.event_id,
+        section=section,
+        title=" ".join(event.title.split()) or event.external_id,
+        source_label=item_source_label(event.source, event.feed_title),
+        date=date,
+        url=canonical_url(event.source, event.external_id, event.url),
+        matched_terms=tuple(event.matched_terms),
+        changes=describe_changes(event.changes) if event.event_kind == "updated" else (),
+    )
+
+
+def _source_health(row: repo.SourceRow, threshold: int) -> SourceHealth:
+    return SourceHealth(
+        source=row.source,
+        label=SOURCE_LABELS.get(row.source, row.source),
+        last_success_at=row.last_success_at,
+        consecutive_failures=row.consecutive_failures,
+        failing=row.consecutive_failures >= threshold,
+        last_error=" ".join(row.last_error.split())[:200] if row.last_error else None,
+        warnings=tuple(row.warnings),
+    )
+
+
+def build_views(data: repo.DigestData, settings: Settings) -> tuple[list[DigestView], list[int]]:
+    """(views in id order, ids of digests with nothing left to send: every alert
+    unsubscribed since planning)."""
+    alerts_of: dict[int, list[repo.DigestAlertRow]] = defaultdict(list)
+    for row in data.alerts:
+        if row.alert_status != "unsubscribed":
+            alerts_of[row.digest_id].append(row)
+    counts: dict[tuple[int, int], dict[Section, int]] = defaultdict(lambda: defaultdict(int))
+    hidden: dict[tuple[int, int], int] = defaultdict(int)
+    oldest: dict[tuple[int, int], datetime] = {}
+    for count in data.counts:
+        pair = (count.digest_id, count.alert_id)
+        counts[pair][count.section] += count.count
+        if not count.shown:
+            hidden[pair] += count.count
+        if pair not in oldest or count.oldest < oldest[pair]:
+            oldest[pair] = count.oldest
+    shown: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for digest_id, alert_id, event_id in data.shown:
+        shown[(digest_id, alert_id)].append(event_id)
+    sources: dict[int, list[SourceHealth]] = defaultdict(list)
+    for source_row in sorted(data.sources, key=lambda r: SOURCE_ORDER.get(r.source, 99)):
+        sources[source_row.target_id].append(
+            _source_health(source_row, settings.failure_alert_threshold)
+        )
+    # One ItemView per event, shared by every digest of the chunk.
+    items: dict[int, ItemView] = {}
+
+    def view_of(event_id: int) -> ItemView:
+        if event_id not in items:
+            items[event_id] = item_view(data.events[event_id])
+        return items[event_id]
+
+    views: list[DigestView] = []
+    nothing_left: list[int] = []
+    for head in data.heads:
+        rows = sorted(alerts_of.get(head.digest_id, ()), key=lambda r: (r.target_name, r.alert_id))
+        if not rows:
+            nothing_left.append(head.digest_id)
+            continue
+        sections = []
+        for row in rows:
+            pair = (head.digest_id, row.alert_id)
+            events = sorted(
+                (data.events[e] for e in shown.get(pair, ()) if e in data.events),
+                key=lambda e: order_key(e.section, e.sort_at, e.event_id),
+            )
+            sections.append(TargetSection(
+                alert_id=row.alert_id,
+                target_slug=row.target_slug,
+                target_name=row.target_name,
+                groups=group_items(view_of(event.event_id) for event in events),
+                counts=dict(counts.get(pair, {})),
+                hidden=hidden.get(pair, 0),
+                since=oldest.get(pair),
+                sources=tuple(sources.get(row.target_id, ())),
+            ))
+        views.append(DigestView(
+            digest_id=head.digest_id,
+            key=head.key,
+            message_id=head.message_id,
+            subscriber_id=head.subscriber_id,
+            email=head.email,
+            frequency=head.frequency,
+            slot_at=head.slot_at,
+            timezone=rows[0].timezone,
+            sections=tuple(sections),
+        ))
+    return views, nothing_left
+
+
+def load_views(session: Session, settings: Settings, digest_ids: Sequence[int]) -> list[DigestView]:
+    """The views of these digests (what their emails show), in id order."""
+    views, _nothing_left = build_views(repo.load_digest_data(session, digest_ids), settings)
+    return views
+
+
+# --- the email ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
 class DigestLinks:
     manage: str
     #: Ends every alert of the digest (List-Unsubscribe).
     unsubscribe_all: str
     #: alert id -> a link that ends only that alert.
     unsubscribe: dict[int, str]
-    #: alert id -> the page with what `max_items` left out.
-    more: dict[int, str]
 
 
 def public_host(settings: Settings) -> str:
@@ -76,28 +236,80 @@ def links_for(view: DigestView, settings: Settings) -> DigestLinks:
         if len(view.sections) == 1
         else unsubscribe_url(settings, view.alert_ids)
     )
+    return DigestLinks(manage_url(settings, view.subscriber_id), every, per_alert)
+
+
+# Subscribers of a target mostly get the same digest body; only the manage and
+# unsubscribe links (signed tokens) are theirs. A body is therefore rendered once per
+# distinct content, with unguessable placeholders for those links, and each email
+# substitutes its own (HTML-escaped in the HTML part). Bounded, per process.
+_BODY_CACHE_SIZE = 256
+_body_cache: dict[tuple[Any, ...], tuple[str, str]] = {}
+_MARK = f"@@{secrets.token_hex(8)}@@"
+
+
+def _body_key(view: DigestView, settings: Settings) -> tuple[Any, ...]:
+    """Everything a body shows except the personal links."""
+    return (
+        view.frequency,
+        view.local_slot.date(),
+        settings.public_base,
+        tuple(
+            (s.target_slug, s.target_name, s.groups, tuple(sorted(s.counts.items())),
+             s.hidden, s.since, s.sources)
+            for s in view.sections
+        ),
+    )
+
+
+def _placeholder(name: str) -> str:
+    return f"{_MARK}{name}{_MARK}"
+
+
+def _render_body_template(
+    view: DigestView, settings: Settings, subject: str, links: DigestLinks
+) -> tuple[str, str]:
     more = {
-        section.alert_id: more_url(settings, section.target_slug, section.since)
-        for section in view.sections
-        if section.hidden and section.since is not None
+        s.alert_id: more_url(settings, s.target_slug, s.since)
+        for s in view.sections
+        if s.hidden and s.since is not None
     }
-    return DigestLinks(manage_url(settings, view.subscriber_id), every, per_alert, more)
+    context = {"view": view, "subject": subject, "links": links, "more": more,
+               "public_url": settings.public_base}
+    env = environment()
+    return (env.get_template("digest/digest.txt").render(context),
+            env.get_template("digest/digest.html").render(context))
 
 
 def render_bodies(view: DigestView, settings: Settings) -> tuple[str, str, str, DigestLinks]:
     """(subject, text, html, links) of a digest."""
     subject = subject_for(view)
     links = links_for(view, settings)
-    context = {
-        "view": view,
-        "subject": subject,
-        "links": links,
-        "public_url": settings.public_base,
-    }
-    env = environment()
-    text = env.get_template("digest/digest.txt").render(context)
-    html = env.get_template("digest/digest.html").render(context)
+    key = _body_key(view, settings)
+    body = _body_cache.get(key)
+    if body is None:
+        placeholders = DigestLinks(
+            manage=_placeholder("manage"),
+            unsubscribe_all="",
+            unsubscribe={s.alert_id: _placeholder(f"u{n}") for n, s in enumerate(view.sections)},
+        )
+        body = _render_body_template(view, settings, subject, placeholders)
+        if len(_body_cache) >= _BODY_CACHE_SIZE:
+            _body_cache.clear()
+        _body_cache[key] = body
+    text, html = body
+    personal = [("manage", links.manage)] + [
+        (f"u{n}", links.unsubscribe[s.alert_id]) for n, s in enumerate(view.sections)
+    ]
+    for name, url in personal:
+        text = text.replace(_placeholder(name), url)
+        html = html.replace(_placeholder(name), str(escape(url)))
     return subject, text, html, links
+
+
+@lru_cache(maxsize=8)
+def _envelope_sender(mail_from: str) -> str:
+    return envelope_sender(mail_from)
 
 
 def render_digest(view: DigestView, settings: Settings, *, date: datetime) -> RenderedDigest:
@@ -116,11 +328,28 @@ def render_digest(view: DigestView, settings: Settings, *, date: datetime) -> Re
     return RenderedDigest(
         digest_id=view.digest_id,
         subscriber_id=view.subscriber_id,
-        sender=envelope_sender(settings.mail_from),
+        sender=_envelope_sender(settings.mail_from),
         recipient=view.email,
         subject=subject,
         data=mime_bytes(headers, text, html),
     )
+
+
+def render_batch(
+    session: Session, settings: Settings, digest_ids: Sequence[int], *, date: datetime
+) -> RenderedBatch:
+    """Load and render these digests; a digest that cannot be rendered fails alone."""
+    views, nothing_left = build_views(repo.load_digest_data(session, digest_ids), settings)
+    batch = RenderedBatch(nothing_left=nothing_left)
+    for view in views:
+        try:
+            batch.messages.append(render_digest(view, settings, date=date))
+        except Exception as exc:  # noqa: BLE001 - recorded on the digest, the rest go on
+            log.exception("digest %s could not be rendered", view.digest_id)
+            batch.messages.append(
+                RenderFailure(view.digest_id, f"render error: {type(exc).__name__}: {exc}")
+            )
+    return batch
 
 
 # --- the message ----------------------------------------------------------------------
@@ -135,15 +364,28 @@ def _header(name: str, value: str) -> bytes:
     return folded.encode("ascii")
 
 
-def _quoted_printable(text: str) -> bytes:
-    # One line-ending convention in, CRLF out (SMTP); binascii soft-wraps at 76.
-    normal = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
-    return binascii.b2a_qp(normal, quotetabs=False, istext=True).replace(b"\n", b"\r\n")
+#: Longest line a 7bit part may have (RFC 5322: 998 characters before CRLF).
+MAX_LINE = 998
+
+
+def _encode_part(text: str) -> tuple[str, bytes]:
+    """(Content-Transfer-Encoding, CRLF-terminated bytes) of a part. ASCII text with
+    lines short enough goes as it is (7bit: the common case, nothing to encode or to
+    decode); anything else is quoted-printable (binascii soft-wraps at 76)."""
+    normal = text.replace("\r\n", "\n").replace("\r", "\n")
+    # The CRLF before a boundary belongs to the boundary: end the body with a line
+    # break of its own so the part keeps its last newline (as the stdlib does).
+    if not normal.endswith("\n"):
+        normal += "\n"
+    if normal.isascii() and "\0" not in normal and max(map(len, normal.split("\n"))) <= MAX_LINE:
+        return "7bit", normal.encode("ascii").replace(b"\n", b"\r\n")
+    encoded = binascii.b2a_qp(normal.encode("utf-8"), quotetabs=False, istext=True)
+    return "quoted-printable", encoded.replace(b"\n", b"\r\n")
 
 
 def _boundary() -> str:
-    # The stdlib's own form; "=" is always encoded in a quoted-printable body, so the
-    # boundary cannot occur inside a part.
+    # The stdlib's own form ("=" is always encoded in a quoted-printable part; a 7bit
+    # part is checked for it below).
     return f"==============={random.randrange(sys.maxsize):019d}=="
 
 
@@ -151,21 +393,22 @@ def mime_bytes(
     headers: Sequence[tuple[str, str]], text: str, html: str, *, boundary: str | None = None
 ) -> bytes:
     """A multipart/alternative RFC 5322 message (CRLF line ends): text/plain first,
-    text/html last, both UTF-8 quoted-printable."""
+    text/html last, both UTF-8."""
+    parts = [("plain", *_encode_part(text)), ("html", *_encode_part(html))]
     boundary = boundary or _boundary()
+    while any(boundary.encode("ascii") in data for _s, _c, data in parts):
+        boundary = _boundary()
     out = [_header(name, value) for name, value in headers]
     out.append(
         f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="{boundary}"'
         "\r\n\r\n".encode("ascii")
     )
-    for subtype, body in (("plain", text), ("html", html)):
+    for subtype, encoding, data in parts:
         out.append(
             f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii")
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode("ascii")
         )
-        # The CRLF before a boundary belongs to the boundary: end the body with a line
-        # break of its own so the part keeps its last newline (as the stdlib does).
-        out.append(_quoted_printable(body if body.endswith("\n") else body + "\n"))
+        out.append(data)
         out.append(b"\r\n")
     out.append(f"--{boundary}--\r\n".encode("ascii"))
     return b"".join(out)
@@ -173,41 +416,69 @@ def mime_bytes(
 
 # --- rendering next to sending ----------------------------------------------------------
 
-_worker_settings: Settings | None = None
+
+def reader_engine(url: str) -> Engine:
+    """An engine that only reads, for a worker process. On SQLite it leaves transactions
+    to the driver (reads take no lock; WAL lets them run beside the one writer), where
+    the application's engine takes the write lock at BEGIN: a reader must not."""
+    if not url.startswith("sqlite"):
+        from db.session import make_engine
+
+        return make_engine(url, pool_size=1)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _read_only(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA query_only=ON")
+
+    return engine
+
+
+_worker: tuple[Settings, sessionmaker[Session]] | None = None
 
 
 def _init_worker(settings: Settings) -> None:
-    global _worker_settings
-    _worker_settings = settings
+    global _worker
+    _worker = (settings, sessionmaker(reader_engine(settings.database_url)))
 
 
-def _render_in_worker(views: Sequence[DigestView], date: datetime) -> list[RenderedDigest]:
-    assert _worker_settings is not None, "worker not initialised"
-    return [render_digest(view, _worker_settings, date=date) for view in views]
+def _render_in_worker(digest_ids: Sequence[int], date: datetime) -> RenderedBatch:
+    assert _worker is not None, "worker not initialised"
+    settings, factory = _worker
+    with factory() as session:
+        return render_batch(session, settings, digest_ids, date=date)
 
 
 def _warm_up() -> None:
     env = environment()
-    env.get_template("digest/digest.txt")
-    env.get_template("digest/digest.html")
+    for name in ("digest.txt", "digest.html"):
+        env.get_template(f"digest/{name}")
 
 
 class Renderer:
-    """Renders batches of digests, inline or in a pool of worker processes.
+    """Loads and renders batches of digests, inline or in worker processes.
 
     `submit` returns a Future either way, so the sender pipelines the same code: while
     it sends batch k, the workers render batch k+1. The pool is started lazily by
     `start_pool` (spawned processes: a fork would copy open database connections and
-    the SMTP threads of the parent)."""
+    the SMTP threads of the parent). Inline, batches are read through
+    `session_factory`; a worker reads through an engine of its own."""
 
-    def __init__(self, settings: Settings, workers: int) -> None:
+    def __init__(
+        self, settings: Settings, workers: int, session_factory: sessionmaker[Session]
+    ) -> None:
         self._settings = settings
         self._workers = workers
+        self._session_factory = session_factory
         self._pool: ProcessPoolExecutor | None = None
 
     @property
     def pooled(self) -> bool:
         return self._pool is not None
+
+    @property
+    def workers(self) -> int:
+        return self._workers
 
     def start_pool(self) -> None:
         """Start the worker processes (they import and warm up in the background)."""
@@ -223,12 +494,13 @@ class Renderer:
         for _ in range(self._workers):
             self._pool.submit(_warm_up)
 
-    def submit(self, views: Sequence[DigestView], date: datetime) -> Future[list[RenderedDigest]]:
+    def submit(self, digest_ids: Sequence[int], date: datetime) -> Future[RenderedBatch]:
         if self._pool is not None:
-            return self._pool.submit(_render_in_worker, list(views), date)
-        future: Future[list[RenderedDigest]] = Future()
+            return self._pool.submit(_render_in_worker, list(digest_ids), date)
+        future: Future[RenderedBatch] = Future()
         try:
-            future.set_result([render_digest(v, self._settings, date=date) for v in views])
+            with self._session_factory() as session:
+                future.set_result(render_batch(session, self._settings, digest_ids, date=date))
         except Exception as exc:  # noqa: BLE001 - handed to the caller through the future
             future.set_exception(exc)
         return future

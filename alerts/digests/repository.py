@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from alerts.digests.compose import Candidate, Section, section_of
+from alerts.digests.compose import Section, section_of
 from db.models import (
     Alert,
     Digest,
@@ -75,29 +75,25 @@ class DueAlert:
     activated_at: datetime
 
 
-def _active(frequency: str | None) -> list[Any]:
-    conditions = [
-        Alert.status == "active",
-        Alert.activated_at.is_not(None),
-        Subscriber.mail_status != "bounced",
-    ]
-    if frequency is not None:
-        conditions.append(Alert.frequency == frequency)
-    return conditions
-
-
 def next_subscriber_ids(
     session: Session, *, after: int, limit: int, frequency: str | None
 ) -> list[int]:
     """The next `limit` subscribers (by id, after `after`) with an active alert: planning
     walks subscribers in keyset order, one chunk per transaction, so it never holds a
-    cursor open across commits and its memory does not grow with the subscriber count."""
+    cursor open across commits and its memory does not grow with the subscriber count.
+    The walk goes along the subscribers' primary key and probes each one's alerts, so a
+    chunk costs the same at the start and at the end of the table."""
+    active = select(Alert.id).where(
+        Alert.subscriber_id == Subscriber.id,
+        Alert.status == "active",
+        Alert.activated_at.is_not(None),
+    )
+    if frequency is not None:
+        active = active.where(Alert.frequency == frequency)
     statement = (
-        select(Alert.subscriber_id)
-        .join(Subscriber, Subscriber.id == Alert.subscriber_id)
-        .where(Alert.subscriber_id > after, *_active(frequency))
-        .group_by(Alert.subscriber_id)
-        .order_by(Alert.subscriber_id)
+        select(Subscriber.id)
+        .where(Subscriber.id > after, Subscriber.mail_status != "bounced", active.exists())
+        .order_by(Subscriber.id)
         .limit(limit)
     )
     return list(session.scalars(statement))
@@ -106,18 +102,25 @@ def next_subscriber_ids(
 def active_alerts(
     session: Session, subscriber_ids: Sequence[int], frequency: str | None
 ) -> list[DueAlert]:
+    """The active alerts of these subscribers. Selected by subscriber only, and filtered
+    here: a condition on `status` would let SQLite walk the status index (every active
+    alert) instead of the few rows of these subscribers."""
     statement = (
         select(
             Alert.id, Alert.subscriber_id, Alert.target_id, Target.name, Alert.frequency,
             Alert.weekday, Alert.send_hour, Alert.timezone, Alert.max_items,
-            Alert.send_when_empty, Alert.activated_at,
+            Alert.send_when_empty, Alert.activated_at, Alert.status,
         )
-        .join(Subscriber, Subscriber.id == Alert.subscriber_id)
         .join(Target, Target.id == Alert.target_id)
-        .where(Alert.subscriber_id.in_(subscriber_ids), *_active(frequency))
+        .where(Alert.subscriber_id.in_(subscriber_ids))
         .order_by(Alert.subscriber_id, Alert.id)
     )
-    return [DueAlert(*row) for row in session.execute(statement)]
+    return [
+        DueAlert(*row[:-1])
+        for row in session.execute(statement)
+        if row.status == "active" and row.activated_at is not None
+        and (frequency is None or row.frequency == frequency)
+    ]
 
 
 def planned_keys(session: Session, keys: Sequence[str]) -> set[str]:
@@ -149,59 +152,105 @@ def sort_moment(section: Section, published_at: datetime | None, created_at: dat
     return published_at
 
 
-def undelivered_events(
-    session: Session,
-    windows: Mapping[int, datetime],
-    *,
-    until: datetime,
-) -> list[Candidate]:
-    """The events of each alert's target, created at or after the alert's activation and
-    at or before `until`, that no digest has delivered to that alert yet.
+# The digest order, computed in SQL so planning ranks and records ten thousand alerts'
+# events without a Python round trip per event (compose.order_key is the same order):
+# section (new trials, trial updates, publications, news), then newest first (a trial
+# update by when it happened, anything else by publication date when it has one), then
+# the later event first.
+_SECTION = case(
+    (and_(Item.kind == "trial", ItemEvent.kind == "updated"), 1),
+    (Item.kind == "trial", 0),
+    (Item.kind == "publication", 2),
+    else_=3,
+)
+_SORT_AT = case(
+    (or_(and_(Item.kind == "trial", ItemEvent.kind == "updated"),
+         Item.published_at.is_(None)), ItemEvent.created_at),
+    else_=Item.published_at,
+)
+_RANK = func.row_number().over(
+    partition_by=Alert.id, order_by=(_SECTION, _SORT_AT.desc(), ItemEvent.id.desc())
+)
+SECTIONS: tuple[Section, ...] = tuple(Section)  # index = the SQL section number
 
-    `windows` maps alert id -> the earliest creation time worth scanning (activation, or
-    shortly before the alert's last digest: see service.SCAN_GRACE). The NOT EXISTS on
-    the (alert_id, event_id) unique index is what guarantees nothing goes out twice; the
-    window only keeps the scan from growing with the target's history."""
-    if not windows:
-        return []
-    candidates: list[Candidate] = []
-    alert_ids = sorted(windows)
+
+def _undelivered(alert_ids: Sequence[int] | None, *, since: datetime, until: datetime) -> Any:
+    """The events of each alert's target created at or after the alert's activation (and
+    `since`) and at or before `until`, that no digest has delivered to that alert yet.
+
+    The NOT EXISTS on the (alert_id, event_id) unique index is what guarantees nothing
+    goes out twice; `since` (see service.SCAN_GRACE) only keeps the scan from growing with
+    the target's history. `alert_ids` None: the caller joins what selects the alerts."""
+    statement = (
+        select(Alert.id.label("alert_id"), ItemEvent.id.label("event_id"),
+               _SECTION.label("section"))
+        .select_from(Alert)
+        .join(ItemEvent, and_(ItemEvent.target_id == Alert.target_id,
+                              ItemEvent.created_at >= Alert.activated_at))
+        .join(Item, Item.id == ItemEvent.item_id)
+        .where(
+            ItemEvent.created_at >= since,
+            ItemEvent.created_at <= until,
+            ~exists().where(DigestEntry.alert_id == Alert.id,
+                            DigestEntry.event_id == ItemEvent.id),
+        )
+    )
+    return statement if alert_ids is None else statement.where(Alert.id.in_(alert_ids))
+
+
+def undelivered_counts(
+    session: Session, alert_ids: Sequence[int], *, since: datetime, until: datetime
+) -> dict[int, dict[Section, int]]:
+    """alert id -> undelivered events per section (alerts with none are left out)."""
+    counts: dict[int, dict[Section, int]] = {}
     for chunk in chunked(alert_ids):
-        lower = min(windows[alert_id] for alert_id in chunk)
-        statement = (
-            select(
-                Alert.id, ItemEvent.id, ItemEvent.kind, ItemEvent.created_at, Item.kind,
-                Item.published_at,
-            )
-            .select_from(Alert)
-            .join(
-                ItemEvent,
-                and_(
-                    ItemEvent.target_id == Alert.target_id,
-                    ItemEvent.created_at >= Alert.activated_at,
-                ),
-            )
-            .join(Item, Item.id == ItemEvent.item_id)
-            .where(
-                Alert.id.in_(chunk),
-                ItemEvent.created_at >= lower,
-                ItemEvent.created_at <= until,
-                ~exists().where(
-                    DigestEntry.alert_id == Alert.id, DigestEntry.event_id == ItemEvent.id
-                ),
+        base = _undelivered(chunk, since=since, until=until).subquery()
+        statement = select(base.c.alert_id, base.c.section, func.count()).group_by(
+            base.c.alert_id, base.c.section
+        )
+        for alert_id, section, count in session.execute(statement):
+            counts.setdefault(alert_id, {})[SECTIONS[section]] = int(count)
+    return counts
+
+
+def undelivered_ranked(
+    session: Session, alert_id: int, *, since: datetime, until: datetime
+) -> list[tuple[int, bool]]:
+    """One alert's undelivered events in digest order: (event id, shown within
+    max_items). The preview's selection, the same statement planning records."""
+    ranked = (
+        _undelivered([alert_id], since=since, until=until)
+        .add_columns(_RANK.label("rank"), Alert.max_items.label("max_items"))
+        .subquery()
+    )
+    statement = select(ranked.c.event_id, ranked.c.rank <= ranked.c.max_items).order_by(
+        ranked.c.rank
+    )
+    return [(event_id, bool(shown)) for event_id, shown in session.execute(statement)]
+
+
+def record_entries(
+    session: Session, digest_ids: Sequence[int], *, since: datetime, until: datetime
+) -> None:
+    """Record, for the freshly planned digests (their DigestAlert rows written), every
+    undelivered event of each of their alerts, shown or past max_items, in one
+    INSERT ... SELECT: the events never travel through Python."""
+    for chunk in chunked(digest_ids):
+        ranked = (
+            _undelivered(None, since=since, until=until)
+            .add_columns(DigestAlert.digest_id.label("digest_id"), _RANK.label("rank"),
+                         Alert.max_items.label("max_items"))
+            .join(DigestAlert, and_(DigestAlert.alert_id == Alert.id,
+                                    DigestAlert.digest_id.in_(chunk)))
+            .subquery()
+        )
+        session.execute(
+            entries_t.insert().from_select(
+                ["digest_id", "alert_id", "event_id", "shown"],
+                select(ranked.c.digest_id, ranked.c.alert_id, ranked.c.event_id,
+                       ranked.c.rank <= ranked.c.max_items),
             )
         )
-        for alert_id, event_id, event_kind, created_at, item_kind, published_at in (
-            session.execute(statement)
-        ):
-            if created_at < windows[alert_id]:
-                continue
-            section = section_of(item_kind, event_kind)
-            candidates.append(
-                Candidate(alert_id, event_id, section,
-                          sort_moment(section, published_at, created_at))
-            )
-    return candidates
 
 
 def _insert_for(session: Session) -> Any:
@@ -211,24 +260,23 @@ def _insert_for(session: Session) -> Any:
 def insert_digests(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Insert digest rows, skipping keys that exist (another process or an earlier run
     planned them): key -> id of the rows this call inserted, and only those."""
-    make_insert = _insert_for(session)
-    inserted: dict[str, int] = {}
-    for chunk in chunked(rows, 200):
-        statement = (
-            make_insert(digests_t)
-            .values(list(chunk))
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(digests_t.c.key, digests_t.c.id)
-        )
-        inserted.update({key: digest_id for key, digest_id in session.execute(statement)})
-    return inserted
+    if not rows:
+        return {}
+    # One compiled statement, executed for many parameter sets (SQLAlchemy batches them
+    # into multi-row INSERT ... RETURNING); `.values([...])` would recompile every time.
+    statement = (
+        _insert_for(session)(digests_t)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(digests_t.c.key, digests_t.c.id)
+    )
+    return {key: digest_id for key, digest_id in session.execute(statement, list(rows))}
 
 
 def insert_rows(session: Session, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-    """A plain multi-row insert (digest alerts and entries of freshly inserted digests:
+    """A plain executemany insert (digest alerts and entries of freshly inserted digests:
     a conflict there is a real error and rolls the plan back)."""
-    for chunk in chunked(rows, 300):
-        session.execute(table.insert().values(list(chunk)))
+    if rows:
+        session.execute(table.insert(), list(rows))
 
 
 # --- leases and outcomes --------------------------------------------------------------
@@ -290,18 +338,39 @@ def _owned(digest_id: int, owner: str) -> Any:
     )
 
 
-def mark_sent(
-    session: Session, digest_id: int, *, owner: str, subject: str, at: datetime
-) -> bool:
-    """Record that the SMTP server accepted the digest. False when the lease was lost
-    (the row is left to whoever holds it)."""
-    result = session.execute(
-        update(digests_t)
-        .where(_owned(digest_id, owner))
-        .values(status=SENT, sent_at=at, subject=subject, attempts=digests_t.c.attempts + 1,
-                lease_owner=None, lease_expires_at=None, last_error=None)
+#: One compiled statement for every acceptance (executed for many at once).
+_MARK_SENT = (
+    update(digests_t)
+    .where(
+        digests_t.c.id == bindparam("b_id"),
+        digests_t.c.status == PENDING,
+        digests_t.c.lease_owner == bindparam("b_owner"),
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    .values(
+        status=SENT,
+        sent_at=bindparam("b_at", type_=digests_t.c.sent_at.type),
+        subject=bindparam("b_subject"),
+        attempts=digests_t.c.attempts + 1,
+        lease_owner=None,
+        lease_expires_at=None,
+        last_error=None,
+    )
+)
+
+
+def mark_sent(
+    session: Session, accepted: Sequence[tuple[int, str]], *, owner: str, at: datetime
+) -> int:
+    """Record that the SMTP server accepted these (digest id, subject). Returns how many
+    were still this sender's to record (a lost lease leaves the row to its holder)."""
+    if not accepted:
+        return 0
+    result = session.execute(
+        _MARK_SENT,
+        [{"b_id": digest_id, "b_owner": owner, "b_at": at, "b_subject": subject}
+         for digest_id, subject in accepted],
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def mark_retry(

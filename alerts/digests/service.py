@@ -1,7 +1,7 @@
 """Planning and sending digests, exactly once.
 
 `send_due` is a boundary like a job: it owns its transactions, because delivery has to
-commit after every message the SMTP server accepted.
+commit right behind the SMTP server's acceptances, not at the end of the run.
 
 1. Plan: walk subscribers in chunks (one transaction each); for each active alert take
    the latest slot at or before `now` (schedule.latest_slot) if it is after the alert's
@@ -12,13 +12,19 @@ commit after every message the SMTP server accepted.
    events it delivers per alert (DigestEntry, unique per alert and event): the shown
    ones and those past `max_items` (only behind the "more" link), so nothing is
    delivered twice and nothing is carried into the next digest.
-2. Send: lease pending digests in chunks, render them (in worker processes for large
-   runs) while the main thread sends over one SMTP connection, and record each digest
-   `sent` right after the server accepted it, committing at once: a crash can resend at
-   most the one message in flight, and it carries the same Message-ID. A temporary
-   refusal leaves the digest pending for the next run; a permanent one marks it failed
-   and the address bounced. A lease that expired (a sender killed mid-batch) is taken
-   over; a sent digest is never claimed again.
+2. Send: lease pending digests in chunks, load and render them (in worker processes
+   for large runs) while the main thread sends over one SMTP connection, and record
+   each digest `sent` only after the server accepted it. Records are committed in
+   small batches (at most SENT_BATCH messages or SENT_BATCH_SECONDS, and always before
+   the sender waits): a crash can resend at most those few messages, each with the same
+   Message-ID, so receivers can drop the duplicates. A temporary refusal leaves the
+   digest pending for the next run; a permanent one marks it failed and the address
+   bounced. A lease that expired (a sender killed mid-batch) is taken over; a sent
+   digest is never claimed again.
+
+Planning and sending are interleaved: the first chunk is planned before anything is
+sent, the next ones whenever nothing is left to claim or the next rendered batch is not
+ready yet, so the render workers are busy while subscribers are still being planned.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ from __future__ import annotations
 import base64
 import logging
 import os
-from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+import time
+from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,22 +44,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.digests import repository as repo
 from alerts.digests.compose import (
-    SOURCE_LABELS,
-    Candidate,
-    DigestView,
-    ItemView,
-    Section,
-    SourceHealth,
-    TargetSection,
-    canonical_url,
-    describe_changes,
-    group_items,
-    item_source_label,
-    order_key,
-    split_shown,
     subject_line,
 )
-from alerts.digests.render import RenderedDigest, Renderer, public_host
+from alerts.digests.render import (
+    RenderedBatch,
+    RenderedDigest,
+    Renderer,
+    RenderFailure,
+    public_host,
+)
 from alerts.digests.schedule import (
     FREQUENCIES,
     ScheduleError,
@@ -69,13 +69,14 @@ from db.session import transaction
 
 log = logging.getLogger(__name__)
 
-#: Source health lists PubMed, ClinicalTrials.gov, then feeds.
-SOURCE_ORDER = {source: n for n, source in enumerate(SOURCE_LABELS)}
 
 #: Subscribers planned per transaction.
 PLAN_CHUNK = 500
 #: Digests leased, loaded and rendered per step of the send pipeline.
-SEND_CHUNK = 50
+SEND_CHUNK = 100
+#: Accepted digests recorded `sent` per commit, at most, and the longest they wait.
+SENT_BATCH = 16
+SENT_BATCH_SECONDS = 0.05
 #: An event created this long before an alert's last slot is still looked for: it may
 #: have been committed after that digest was planned. (A poll transaction would have to
 #: stay open this long for an event to be missed.)
@@ -84,7 +85,8 @@ SCAN_GRACE = timedelta(days=1)
 GIVE_UP_AFTER = 20
 #: Temporary failures in a row after which the run stops: the server is not taking mail.
 ABORT_AFTER = 5
-#: Runs sending at least this many digests render in worker processes.
+#: Runs sending at least this many digests (pending, or planned in the first chunk)
+#: render in worker processes.
 POOL_MIN_DIGESTS = 200
 
 
@@ -125,36 +127,62 @@ class _Group:
     alerts: list[repo.DueAlert] = field(default_factory=list)
 
 
+class Planner:
+    """Plans what is due at `now`, one chunk of subscribers per `step` (and per
+    transaction), so the sender can interleave planning with sending."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        settings: Settings,
+        *,
+        now: datetime,
+        frequency: str | None = None,
+    ) -> None:
+        _check_frequency(frequency)
+        self.session_factory = session_factory
+        self.now = now
+        self.frequency = frequency
+        self.report = PlanReport()
+        self.done = False
+        self._host = public_host(settings)
+        self._slots: dict[tuple[str, str, int, str], datetime | None] = {}
+        self._after = 0
+
+    def step(self) -> bool:
+        """Plan the next chunk; False when everything due is planned."""
+        if self.done:
+            return False
+        with transaction(self.session_factory) as session:
+            subscriber_ids = repo.next_subscriber_ids(
+                session, after=self._after, limit=PLAN_CHUNK, frequency=self.frequency
+            )
+            if subscriber_ids:
+                planned, empty = plan_chunk(
+                    session, subscriber_ids, now=self.now, frequency=self.frequency,
+                    host=self._host, slots=self._slots,
+                )
+        if not subscriber_ids:
+            self.done = True
+            return False
+        self.report.planned += planned
+        self.report.empty += empty
+        self._after = subscriber_ids[-1]
+        return True
+
+
 def plan_due(
     session_factory: sessionmaker[Session],
     settings: Settings,
     *,
     now: datetime,
     frequency: str | None = None,
-    on_chunk: Callable[[PlanReport], None] | None = None,
 ) -> PlanReport:
     """Plan every digest due at `now` that is not planned yet; commits per chunk."""
-    _check_frequency(frequency)
-    report = PlanReport()
-    host = public_host(settings)
-    slots: dict[tuple[str, str, int, str], datetime | None] = {}
-    after = 0
-    while True:
-        with transaction(session_factory) as session:
-            subscriber_ids = repo.next_subscriber_ids(
-                session, after=after, limit=PLAN_CHUNK, frequency=frequency
-            )
-            if not subscriber_ids:
-                break
-            planned, empty = plan_chunk(
-                session, subscriber_ids, now=now, frequency=frequency, host=host, slots=slots
-            )
-        report.planned += planned
-        report.empty += empty
-        after = subscriber_ids[-1]
-        if on_chunk is not None:
-            on_chunk(report)
-    return report
+    planner = Planner(session_factory, settings, now=now, frequency=frequency)
+    while planner.step():
+        pass
+    return planner.report
 
 
 def _slot(alert: repo.DueAlert, now: datetime,
@@ -199,33 +227,19 @@ def plan_chunk(
         return 0, 0
 
     alerts = [alert for group in todo for alert in group.alerts]
-    last_slots = repo.last_slot_at(session, [alert.alert_id for alert in alerts])
-    windows = {
-        alert.alert_id: max(alert.activated_at, last_slots[alert.alert_id] - SCAN_GRACE)
-        if alert.alert_id in last_slots else alert.activated_at
-        for alert in alerts
-    }
-    by_alert: dict[int, list[Candidate]] = defaultdict(list)
-    for candidate in repo.undelivered_events(session, windows, until=now):
-        by_alert[candidate.alert_id].append(candidate)
+    alert_ids = [alert.alert_id for alert in alerts]
+    since = _scan_from(session, alerts)
+    counts = repo.undelivered_counts(session, alert_ids, since=since, until=now)
 
     created = utc_now()
     digest_rows = []
-    composed: dict[str, list[tuple[int, list[Candidate], list[Candidate]]]] = {}
     for group in todo:
-        parts = []
-        subject_parts = []
-        for alert in group.alerts:
-            shown, hidden = split_shown(by_alert.get(alert.alert_id, ()), alert.max_items)
-            parts.append((alert.alert_id, shown, hidden))
-            counts: dict[Section, int] = defaultdict(int)
-            for candidate in (*shown, *hidden):
-                counts[candidate.section] += 1
-            subject_parts.append((alert.target_name, counts))
-        total = sum(len(shown) + len(hidden) for _a, shown, hidden in parts)
+        parts = sorted(
+            ((alert.target_name, counts.get(alert.alert_id, {})) for alert in group.alerts),
+            key=lambda part: part[0],
+        )
+        total = sum(sum(part[1].values()) for part in parts)
         wanted = total > 0 or any(alert.send_when_empty for alert in group.alerts)
-        composed[group.key] = parts
-        subject_parts.sort(key=lambda part: part[0])
         digest_rows.append({
             "key": group.key,
             "subscriber_id": group.subscriber_id,
@@ -234,29 +248,18 @@ def plan_chunk(
             "status": repo.PENDING if wanted else repo.EMPTY,
             "attempts": 0,
             "message_id": message_id(group.subscriber_id, group.frequency, group.slot_at, host),
-            "subject": subject_line(subject_parts, group.frequency),
+            "subject": subject_line(parts, group.frequency),
             "item_count": total,
             "created_at": created,
         })
 
     inserted = repo.insert_digests(session, digest_rows)
-    alert_rows = []
-    entry_rows = []
-    for key, digest_id in inserted.items():
-        for alert_id, shown, hidden in composed[key]:
-            alert_rows.append({"digest_id": digest_id, "alert_id": alert_id})
-            entry_rows.extend(
-                {"digest_id": digest_id, "alert_id": alert_id, "event_id": c.event_id,
-                 "shown": True}
-                for c in shown
-            )
-            entry_rows.extend(
-                {"digest_id": digest_id, "alert_id": alert_id, "event_id": c.event_id,
-                 "shown": False}
-                for c in hidden
-            )
-    repo.insert_rows(session, repo.digest_alerts_t, alert_rows)
-    repo.insert_rows(session, repo.entries_t, entry_rows)
+    repo.insert_rows(session, repo.digest_alerts_t, [
+        {"digest_id": inserted[group.key], "alert_id": alert.alert_id}
+        for group in todo if group.key in inserted
+        for alert in group.alerts
+    ])
+    repo.record_entries(session, list(inserted.values()), since=since, until=now)
     session.flush()
     empty = sum(
         1 for row in digest_rows if row["key"] in inserted and row["status"] == repo.EMPTY
@@ -264,112 +267,16 @@ def plan_chunk(
     return len(inserted) - empty, empty
 
 
-# --- what a digest shows --------------------------------------------------------------
-
-
-def item_view(event: repo.EventRow) -> ItemView:
-    section = event.section
-    date = event.created_at if section is Section.trial_updates else (
-        event.published_at or event.created_at
+def _scan_from(session: Session, alerts: Sequence[repo.DueAlert]) -> datetime:
+    """How far back to look for undelivered events of these alerts: to each one's
+    activation, or to shortly before its last digest's slot, whichever is later; for a
+    chunk, the earliest of those."""
+    last_slots = repo.last_slot_at(session, [alert.alert_id for alert in alerts])
+    return min(
+        max(alert.activated_at, last_slots[alert.alert_id] - SCAN_GRACE)
+        if alert.alert_id in last_slots else alert.activated_at
+        for alert in alerts
     )
-    return ItemView(
-        event_id=event.event_id,
-        section=section,
-        title=" ".join(event.title.split()) or event.external_id,
-        source_label=item_source_label(event.source, event.feed_title),
-        date=date,
-        url=canonical_url(event.source, event.external_id, event.url),
-        matched_terms=tuple(event.matched_terms),
-        changes=describe_changes(event.changes) if event.event_kind == "updated" else (),
-    )
-
-
-def _source_health(row: repo.SourceRow, threshold: int) -> SourceHealth:
-    return SourceHealth(
-        source=row.source,
-        label=SOURCE_LABELS.get(row.source, row.source),
-        last_success_at=row.last_success_at,
-        consecutive_failures=row.consecutive_failures,
-        failing=row.consecutive_failures >= threshold,
-        last_error=" ".join(row.last_error.split())[:200] if row.last_error else None,
-        warnings=tuple(row.warnings),
-    )
-
-
-def build_views(data: repo.DigestData, settings: Settings) -> tuple[list[DigestView], list[int]]:
-    """(views, ids of digests with nothing left to send: every alert unsubscribed)."""
-    alerts_of: dict[int, list[repo.DigestAlertRow]] = defaultdict(list)
-    for row in data.alerts:
-        if row.alert_status != "unsubscribed":
-            alerts_of[row.digest_id].append(row)
-    counts: dict[tuple[int, int], dict[Section, int]] = defaultdict(lambda: defaultdict(int))
-    hidden: dict[tuple[int, int], int] = defaultdict(int)
-    oldest: dict[tuple[int, int], datetime] = {}
-    for count in data.counts:
-        pair = (count.digest_id, count.alert_id)
-        counts[pair][count.section] += count.count
-        if not count.shown:
-            hidden[pair] += count.count
-        if pair not in oldest or count.oldest < oldest[pair]:
-            oldest[pair] = count.oldest
-    shown: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for digest_id, alert_id, event_id in data.shown:
-        shown[(digest_id, alert_id)].append(event_id)
-    sources: dict[int, list[SourceHealth]] = defaultdict(list)
-    for source_row in sorted(data.sources, key=lambda r: SOURCE_ORDER.get(r.source, 99)):
-        sources[source_row.target_id].append(
-            _source_health(source_row, settings.failure_alert_threshold)
-        )
-    # One ItemView per event, shared by every digest of the chunk (pickled once).
-    items: dict[int, ItemView] = {}
-
-    def view_of(event_id: int) -> ItemView:
-        if event_id not in items:
-            items[event_id] = item_view(data.events[event_id])
-        return items[event_id]
-
-    views: list[DigestView] = []
-    nothing_left: list[int] = []
-    for head in data.heads:
-        rows = sorted(alerts_of.get(head.digest_id, ()), key=lambda r: (r.target_name, r.alert_id))
-        if not rows:
-            nothing_left.append(head.digest_id)
-            continue
-        sections = []
-        for row in rows:
-            pair = (head.digest_id, row.alert_id)
-            events = sorted(
-                (data.events[e] for e in shown.get(pair, ()) if e in data.events),
-                key=lambda e: order_key(e.section, e.sort_at, e.event_id),
-            )
-            sections.append(TargetSection(
-                alert_id=row.alert_id,
-                target_slug=row.target_slug,
-                target_name=row.target_name,
-                groups=group_items(view_of(event.event_id) for event in events),
-                counts=dict(counts.get(pair, {})),
-                hidden=hidden.get(pair, 0),
-                since=oldest.get(pair),
-                sources=tuple(sources.get(row.target_id, ())),
-            ))
-        views.append(DigestView(
-            digest_id=head.digest_id,
-            key=head.key,
-            message_id=head.message_id,
-            subscriber_id=head.subscriber_id,
-            email=head.email,
-            frequency=head.frequency,
-            slot_at=head.slot_at,
-            timezone=rows[0].timezone,
-            sections=tuple(sections),
-        ))
-    return views, nothing_left
-
-
-def load_views(session: Session, settings: Settings, digest_ids: Sequence[int]) -> list[DigestView]:
-    """The views of these digests (what their emails show), in id order."""
-    views, _nothing_left = build_views(repo.load_digest_data(session, digest_ids), settings)
-    return views
 
 
 # --- sending --------------------------------------------------------------------------
@@ -391,24 +298,16 @@ def send_due(
     `owner` names this sender in leases (unique per process). `render_workers`: None
     renders in `os.cpu_count() - 1` worker processes when at least POOL_MIN_DIGESTS are
     to be sent, inline otherwise; 0 always inline; n always n processes."""
-    _check_frequency(frequency)
+    planner = Planner(session_factory, settings, now=now, frequency=frequency)
     report = SendReport()
     auto = render_workers is None
     workers = max(1, (os.cpu_count() or 2) - 1) if auto else int(render_workers or 0)
-    with Renderer(settings, workers) as renderer:
+    with Renderer(settings, workers, session_factory) as renderer:
         if not auto and workers > 0:
             renderer.start_pool()
-
-        def warm_up_when_busy(progress: PlanReport) -> None:
-            if auto and progress.planned >= POOL_MIN_DIGESTS:
-                renderer.start_pool()  # workers import while planning goes on
-
-        planned = plan_due(
-            session_factory, settings, now=now, frequency=frequency, on_chunk=warm_up_when_busy
-        )
-        report.planned, report.empty = planned.planned, planned.empty
         _Delivery(session_factory, settings, mailer, owner, frequency, report, renderer,
-                  auto).run()
+                  planner, auto).run()
+    report.planned, report.empty = planner.report.planned, planner.report.empty
     with transaction(session_factory) as session:
         report.pending = repo.count_pending(session, frequency)
     return report
@@ -418,10 +317,38 @@ class _Abort(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class RenderFailure:
-    digest_id: int
-    error: str
+class _SentLog:
+    """Records accepted digests as `sent`, in small batches.
+
+    Recording is the one write per message, so it is batched: at most SENT_BATCH
+    acceptances or SENT_BATCH_SECONDS old, and always before the sender waits for
+    anything (the next rendered batch, a failure's own transaction, the end). The window
+    is what a crash can resend: at most those few messages, each with its stable
+    Message-ID, so receivers can drop the duplicates."""
+
+    def __init__(self, session: Session, owner: str) -> None:
+        self.session = session
+        self.owner = owner
+        self.accepted: list[tuple[int, str]] = []
+        self.first_at = 0.0
+
+    def add(self, digest_id: int, subject: str) -> None:
+        if not self.accepted:
+            self.first_at = time.monotonic()
+        self.accepted.append((digest_id, subject))
+        if (len(self.accepted) >= SENT_BATCH
+                or time.monotonic() - self.first_at >= SENT_BATCH_SECONDS):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.accepted:
+            return
+        with self.session.begin():
+            kept = repo.mark_sent(self.session, self.accepted, owner=self.owner, at=utc_now())
+        if kept < len(self.accepted):
+            log.warning("%d digests were sent after their lease expired",
+                        len(self.accepted) - kept)
+        self.accepted = []
 
 
 class _Delivery:
@@ -436,9 +363,11 @@ class _Delivery:
         frequency: str | None,
         report: SendReport,
         renderer: Renderer,
+        planner: Planner,
         auto_pool: bool,
     ) -> None:
         self.session_factory = session_factory
+        self.planner = planner
         self.settings = settings
         self.mailer = mailer
         self.owner = owner
@@ -454,66 +383,60 @@ class _Delivery:
 
     def run(self) -> None:
         session = self.session_factory()
+        sent_log = _SentLog(session, self.owner)
         try:
             with session.begin():
                 self.report.cancelled += repo.cancel_for_bounced(
                     session, reason="not sent: the address bounced"
                 )
                 backlog = repo.count_pending(session, self.frequency)
-            if self.auto_pool and backlog >= POOL_MIN_DIGESTS:
-                self.renderer.start_pool()
-            self._pipeline(session)
+            self.planner.step()
+            if self.auto_pool and backlog + self.planner.report.planned >= POOL_MIN_DIGESTS:
+                self.renderer.start_pool()  # workers boot while the next chunks are planned
+            self._pipeline(session, sent_log)
         except _Abort:
             pass
         finally:
-            self._release_unfinished(session)
-            session.close()
-            self.report.addresses = len(self.addresses)
+            try:
+                sent_log.flush()
+            finally:
+                self._release_unfinished(session)
+                session.close()
+                self.report.addresses = len(self.addresses)
 
-    def _pipeline(self, session: Session) -> None:
-        depth = 3 if self.renderer.pooled else 1
-        in_flight: deque[Future[list[RenderedDigest | RenderFailure]]] = deque()
+    def _pipeline(self, session: Session, sent_log: _SentLog) -> None:
+        """Send everything pending, planning the rest of what is due on the way.
+
+        With workers, a few batches are in flight so they render while this thread sends;
+        whenever the next batch is not rendered yet, this thread plans the next chunk
+        instead of waiting. Inline, one batch at a time."""
+        depth = 2 * self.renderer.workers + 1 if self.renderer.pooled else 1
+        in_flight: deque[Future[RenderedBatch]] = deque()
         after = 0
-        exhausted = False
         with self.mailer.connect() as connection:
             while True:
-                while not exhausted and len(in_flight) < depth:
-                    step = self._claim_and_load(session, after)
-                    if step is None:
-                        exhausted = True
+                while len(in_flight) < depth:
+                    ids = self._claim(session, after)
+                    if ids:
+                        after = ids[-1]
+                        in_flight.append(self.renderer.submit(ids, utc_now()))
+                    elif not self.planner.step():
                         break
-                    after, views = step
-                    if views:
-                        in_flight.append(self._submit(views))
                 if not in_flight:
                     return
-                for rendered in in_flight.popleft().result():
-                    self._deliver(session, connection, rendered)
+                if not in_flight[0].done():
+                    sent_log.flush()  # never keep records waiting while this thread waits
+                    if self.planner.step():
+                        continue
+                batch = in_flight.popleft().result()
+                if batch.nothing_left:
+                    sent_log.flush()
+                    self._cancel(session, batch.nothing_left,
+                                 "not sent: every alert of the digest was unsubscribed")
+                for message in batch.messages:
+                    self._deliver(session, connection, sent_log, message)
 
-    def _submit(self, views: list[DigestView]) -> Future[list[RenderedDigest | RenderFailure]]:
-        # Render one by one so a digest that cannot be rendered fails alone.
-        outer: Future[list[RenderedDigest | RenderFailure]] = Future()
-        inner = self.renderer.submit(views, utc_now())
-
-        def done(future: Future[list[RenderedDigest]]) -> None:
-            try:
-                outer.set_result(list(future.result()))
-            except Exception:  # noqa: BLE001 - fall back to one at a time, inline
-                outer.set_result([self._render_alone(view) for view in views])
-
-        inner.add_done_callback(done)
-        return outer
-
-    def _render_alone(self, view: DigestView) -> RenderedDigest | RenderFailure:
-        from alerts.digests.render import render_digest
-
-        try:
-            return render_digest(view, self.settings, date=utc_now())
-        except Exception as exc:  # noqa: BLE001 - recorded on the digest
-            log.exception("digest %s could not be rendered", view.digest_id)
-            return RenderFailure(view.digest_id, f"render error: {type(exc).__name__}: {exc}")
-
-    def _claim_and_load(self, session: Session, after: int) -> tuple[int, list[DigestView]] | None:
+    def _claim(self, session: Session, after: int) -> list[int]:
         with session.begin():
             now = utc_now()
             ids = repo.claim(
@@ -525,41 +448,37 @@ class _Delivery:
                 lease_until=now + timedelta(seconds=self.settings.lease_seconds),
                 frequency=self.frequency,
             )
-            if not ids:
-                return None
-            self.claimed.update(ids)
-            views, nothing_left = build_views(repo.load_digest_data(session, ids), self.settings)
-            for digest_id in nothing_left:
-                repo.mark_failed(
-                    session, digest_id, owner=self.owner, status=repo.CANCELLED,
-                    error="not sent: every alert of the digest was unsubscribed",
-                    count_attempt=False,
-                )
-                self.finished.add(digest_id)
-                self.report.cancelled += 1
-        return ids[-1], views
+        self.claimed.update(ids)
+        return ids
+
+    def _cancel(self, session: Session, digest_ids: Sequence[int], reason: str) -> None:
+        with session.begin():
+            for digest_id in digest_ids:
+                repo.mark_failed(session, digest_id, owner=self.owner, status=repo.CANCELLED,
+                                 error=reason, count_attempt=False)
+        self.finished.update(digest_ids)
+        self.report.cancelled += len(digest_ids)
 
     def _deliver(
-        self, session: Session, connection: MailConnection,
+        self, session: Session, connection: MailConnection, sent_log: _SentLog,
         rendered: RenderedDigest | RenderFailure,
     ) -> None:
         digest_id = rendered.digest_id
         if isinstance(rendered, RenderFailure):
+            sent_log.flush()
             with session.begin():
                 repo.mark_failed(session, digest_id, owner=self.owner, error=rendered.error)
             self.report.failed += 1
             self.finished.add(digest_id)
             return
         if rendered.subscriber_id in self.bounced:
-            with session.begin():
-                repo.mark_failed(session, digest_id, owner=self.owner, status=repo.CANCELLED,
-                                 error="not sent: the address bounced", count_attempt=False)
-            self.report.cancelled += 1
-            self.finished.add(digest_id)
+            sent_log.flush()
+            self._cancel(session, [digest_id], "not sent: the address bounced")
             return
         try:
             connection.send_raw(rendered.sender, [rendered.recipient], rendered.data)
         except TemporaryMailError as exc:
+            sent_log.flush()
             with session.begin():
                 status = repo.mark_retry(session, digest_id, owner=self.owner,
                                          error=str(exc), give_up_after=GIVE_UP_AFTER)
@@ -576,6 +495,7 @@ class _Delivery:
                 raise _Abort from None
             return
         except PermanentMailError as exc:
+            sent_log.flush()
             with session.begin():
                 repo.mark_failed(session, digest_id, owner=self.owner, error=str(exc))
                 repo.bounce_subscriber(session, rendered.subscriber_id, error=str(exc),
@@ -585,14 +505,9 @@ class _Delivery:
             self.report.failed += 1
             self.temporary_in_a_row = 0
             return
+        # Accepted: the record follows within SENT_BATCH messages or SENT_BATCH_SECONDS.
         self.temporary_in_a_row = 0
-        # Accepted: record it now, before the next message (the crash window is this
-        # one message, and a resend of it carries the same Message-ID).
-        with session.begin():
-            kept = repo.mark_sent(session, digest_id, owner=self.owner,
-                                  subject=rendered.subject, at=utc_now())
-        if not kept:
-            log.warning("digest %s was sent after its lease expired", digest_id)
+        sent_log.add(digest_id, rendered.subject)
         self.finished.add(digest_id)
         self.report.sent += 1
         self.addresses.add(rendered.recipient.lower())
@@ -631,13 +546,12 @@ def preview(session: Session, alert: Alert, *, now: datetime | None = None) -> P
     pending alert has no digest yet (its items start at activation): nothing."""
     if alert.activated_at is None:
         return Preview([], 0)
-    moment = now or utc_now()
     last = repo.last_slot_at(session, [alert.id]).get(alert.id)
-    window = max(alert.activated_at, last - SCAN_GRACE) if last else alert.activated_at
-    candidates = repo.undelivered_events(session, {alert.id: window}, until=moment)
-    shown, hidden = split_shown(candidates, alert.max_items)
-    events = repo.events_by_id(session, (c.event_id for c in shown))
-    return Preview([events[c.event_id] for c in shown if c.event_id in events], len(hidden))
+    since = max(alert.activated_at, last - SCAN_GRACE) if last else alert.activated_at
+    ranked = repo.undelivered_ranked(session, alert.id, since=since, until=now or utc_now())
+    shown = [event_id for event_id, is_shown in ranked if is_shown]
+    events = repo.events_by_id(session, shown)
+    return Preview([events[e] for e in shown if e in events], len(ranked) - len(shown))
 
 
 # --- the operator's list --------------------------------------------------------------

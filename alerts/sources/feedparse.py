@@ -47,16 +47,23 @@ _ENTITY = tuple("<!ENTITY".encode(codec) for codec in _CODECS)
 _GLOBAL_ID = re.compile(
     r"^(?:[a-z][a-z0-9+.\-]*://|urn:|tag:|doi:|pmid:|pubmed:|info:(?:doi|pmid)/)", re.IGNORECASE
 )
-_SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+# The patterns below stay linear on hostile markup: an unclosed <script> or comment runs
+# to the end of the text (as in a browser) instead of being retried from every later
+# "<", and no tag pattern scans past the next "<".
+_SCRIPT_OR_STYLE = re.compile(
+    r"<(script|style)\b[^<>]*>.*?(?:</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL
+)
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 #: Tags that separate words; inline ones (<i>, <sup>, <span>) join them: "LJ126<sup>T</sup>".
 _BLOCK_TAG = re.compile(
     r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|h[1-6]|table|tr|td|th|blockquote|pre|section|article"
-    r"|header|footer|figure|figcaption)\b[^>]*>",
+    r"|header|footer|figure|figcaption)\b[^<>]*>",
     re.IGNORECASE,
 )
 #: Only what looks like a tag: "a < b" in plain text survives.
-_TAG = re.compile(r"</?[a-zA-Z][^>]*>|<![^>]*>|<\?[^>]*>")
+_TAG = re.compile(r"</?[a-zA-Z][^<>]*>|<![^<>]*>|<\?[^<>]*>")
+#: plain_text reads at most this many characters per character it may return.
+_INPUT_PER_OUTPUT = 32
 
 
 class FeedParseError(Exception):
@@ -140,6 +147,8 @@ def plain_text(value: str | None, limit: int | None = None) -> str:
     collapsed, cut at a word boundary to at most `limit` characters."""
     if not value:
         return ""
+    if limit is not None:
+        value = value[: limit * _INPUT_PER_OUTPUT]  # a 5 MB post for a 2,000-character summary
     if "<" in value:
         value = _SCRIPT_OR_STYLE.sub(" ", value)
         value = _COMMENT.sub(" ", value)

@@ -295,6 +295,19 @@ def test_plain_text(markup: str, text: str) -> None:
     assert plain_text(markup) == text
 
 
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("before <script>never closed " + "x " * 50_000, "before"),
+        ("before <!-- never closed " + "x " * 50_000, "before"),
+        ("<a" * 100_000 + " tail", "<a" * 100_000 + " tail"),  # no ">": not a tag
+        ("<script>" * 50_000 + "</script> after", "after"),
+    ],
+)
+def test_plain_text_survives_hostile_markup(markup: str, text: str) -> None:
+    assert plain_text(markup) == text
+
+
 def test_plain_text_is_cut_at_a_word_boundary() -> None:
     text = plain_text("word " * 1000, limit=2000)
 

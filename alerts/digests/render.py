@@ -249,14 +249,17 @@ _MARK = f"@@{secrets.token_hex(8)}@@"
 
 
 def _body_key(view: DigestView, settings: Settings) -> tuple[Any, ...]:
-    """Everything a body shows except the personal links."""
+    """Everything a body shows except the personal links. An event stands for its item
+    as shown: a worker lives for one run, in which an item's title does not change
+    (if ingestion rewrote one meanwhile, the rest of the run shows the first version)."""
     return (
         view.frequency,
         view.local_slot.date(),
         settings.public_base,
         tuple(
-            (s.target_slug, s.target_name, s.groups, tuple(sorted(s.counts.items())),
-             s.hidden, s.since, s.sources)
+            (s.target_slug, s.target_name,
+             tuple(item.event_id for group in s.groups for item in group.items),
+             tuple(sorted(s.counts.items())), s.hidden, s.since, s.sources)
             for s in view.sections
         ),
     )

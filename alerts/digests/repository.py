@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -244,12 +244,18 @@ def record_entries(
                                     DigestAlert.digest_id.in_(chunk)))
             .subquery()
         )
+        # ON CONFLICT: another sender planning a different slot for the same alert at
+        # the same moment (two clocks either side of a slot) delivers an event once,
+        # in whichever digest records it first. (SQLite needs a WHERE to parse the
+        # upsert of an INSERT ... SELECT.)
         session.execute(
-            entries_t.insert().from_select(
+            _insert_for(session)(entries_t)
+            .from_select(
                 ["digest_id", "alert_id", "event_id", "shown"],
                 select(ranked.c.digest_id, ranked.c.alert_id, ranked.c.event_id,
-                       ranked.c.rank <= ranked.c.max_items),
+                       ranked.c.rank <= ranked.c.max_items).where(true()),
             )
+            .on_conflict_do_nothing(index_elements=["alert_id", "event_id"])
         )
 
 

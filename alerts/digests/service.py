@@ -420,7 +420,9 @@ class _Delivery:
                     if ids:
                         after = ids[-1]
                         in_flight.append(self.renderer.submit(ids, utc_now()))
-                    elif not self.planner.step():
+                        continue
+                    sent_log.flush()  # records never wait behind a planning transaction
+                    if not self.planner.step():
                         break
                 if not in_flight:
                     return

@@ -14,13 +14,13 @@ commit right behind the SMTP server's acceptances, not at the end of the run.
    delivered twice and nothing is carried into the next digest.
 2. Send: lease pending digests in chunks, load and render them (in worker processes
    for large runs) while the main thread sends over one SMTP connection, and record
-   each digest `sent` only after the server accepted it. Records are committed in
-   small batches (at most SENT_BATCH messages or SENT_BATCH_SECONDS, and always before
-   the sender waits): a crash can resend at most those few messages, each with the same
-   Message-ID, so receivers can drop the duplicates. A temporary refusal leaves the
-   digest pending for the next run; a permanent one marks it failed and the address
-   bounced. A lease that expired (a sender killed mid-batch) is taken over; a sent
-   digest is never claimed again.
+   each digest `sent` only after the server accepted it, committed right behind the
+   acceptance by a recording thread (`_SentLog`): a crash can resend at most the
+   message(s) accepted within that commit's millisecond, each with the same Message-ID,
+   so receivers can drop the duplicate. A temporary refusal leaves the digest pending
+   for the next run; a permanent one marks it failed and the address bounced. A lease
+   that expired (a sender killed mid-batch) is taken over; a sent digest is never
+   claimed again.
 
 Planning and sending are interleaved: the first chunk is planned before anything is
 sent, the next ones whenever nothing is left to claim or the next rendered batch is not
@@ -32,20 +32,20 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import time
+import queue
+import threading
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
 from alerts.digests import repository as repo
-from alerts.digests.compose import (
-    subject_line,
-)
+from alerts.digests.compose import subject_line
 from alerts.digests.render import (
     RenderedBatch,
     RenderedDigest,
@@ -69,14 +69,10 @@ from db.session import transaction
 
 log = logging.getLogger(__name__)
 
-
 #: Subscribers planned per transaction.
 PLAN_CHUNK = 500
 #: Digests leased, loaded and rendered per step of the send pipeline.
 SEND_CHUNK = 100
-#: Accepted digests recorded `sent` per commit, at most, and the longest they wait.
-SENT_BATCH = 16
-SENT_BATCH_SECONDS = 0.05
 #: An event created this long before an alert's last slot is still looked for: it may
 #: have been committed after that digest was planned. (A poll transaction would have to
 #: stay open this long for an event to be missed.)
@@ -318,37 +314,79 @@ class _Abort(Exception):
 
 
 class _SentLog:
-    """Records accepted digests as `sent`, in small batches.
+    """Records digests as `sent` right after the SMTP server accepted them.
 
-    Recording is the one write per message, so it is batched: at most SENT_BATCH
-    acceptances or SENT_BATCH_SECONDS old, and always before the sender waits for
-    anything (the next rendered batch, a failure's own transaction, the end). The window
-    is what a crash can resend: at most those few messages, each with its stable
-    Message-ID, so receivers can drop the duplicates."""
+    The sender hands each acceptance to a recording thread and goes on with the next
+    message; the thread commits at once, together with whatever acceptances queued up
+    meanwhile. So a crash can resend only the message(s) accepted within the last
+    commit's time (about a millisecond), each with its stable Message-ID for receivers
+    to drop. A session factory bound to one connection (a test's rolled-back
+    transaction) must not be used from two threads: then each acceptance is committed
+    inline, before the next message."""
 
-    def __init__(self, session: Session, owner: str) -> None:
-        self.session = session
+    def __init__(self, session_factory: sessionmaker[Session], owner: str) -> None:
         self.owner = owner
-        self.accepted: list[tuple[int, str]] = []
-        self.first_at = 0.0
+        self.error: BaseException | None = None
+        self._factory = session_factory
+        self._queue: queue.SimpleQueue[tuple[int, str] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._inline: Session | None = None
+        if isinstance(session_factory.kw.get("bind"), Engine):
+            self._thread = threading.Thread(target=self._run, name="digests-sent-log",
+                                            daemon=True)
+            self._thread.start()
+        else:
+            self._inline = session_factory()
 
     def add(self, digest_id: int, subject: str) -> None:
-        if not self.accepted:
-            self.first_at = time.monotonic()
-        self.accepted.append((digest_id, subject))
-        if (len(self.accepted) >= SENT_BATCH
-                or time.monotonic() - self.first_at >= SENT_BATCH_SECONDS):
-            self.flush()
+        if self.error is not None:
+            raise RecordingFailed("could not record sent digests") from self.error
+        if self._inline is not None:
+            self._record(self._inline, [(digest_id, subject)])
+        else:
+            self._queue.put((digest_id, subject))
 
-    def flush(self) -> None:
-        if not self.accepted:
-            return
-        with self.session.begin():
-            kept = repo.mark_sent(self.session, self.accepted, owner=self.owner, at=utc_now())
-        if kept < len(self.accepted):
-            log.warning("%d digests were sent after their lease expired",
-                        len(self.accepted) - kept)
-        self.accepted = []
+    def close(self) -> None:
+        """Wait until every acceptance handed over is committed."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+        if self._inline is not None:
+            self._inline.close()
+        if self.error is not None:
+            raise RecordingFailed("could not record sent digests") from self.error
+
+    def _run(self) -> None:
+        session = self._factory()
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while True:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                accepted = [item for item in batch if item is not None]
+                if accepted:
+                    self._record(session, accepted)
+                if None in batch:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the sender
+            log.exception("recording sent digests failed")
+            self.error = exc
+        finally:
+            session.close()
+
+    def _record(self, session: Session, accepted: list[tuple[int, str]]) -> None:
+        with session.begin():
+            kept = repo.mark_sent(session, accepted, owner=self.owner, at=utc_now())
+        if kept < len(accepted):
+            log.warning("%d digests were sent after their lease expired", len(accepted) - kept)
+
+
+class RecordingFailed(Exception):
+    """Accepted digests could not be recorded as sent (their leases expire, and they go
+    out again with the same Message-ID)."""
 
 
 class _Delivery:
@@ -383,7 +421,7 @@ class _Delivery:
 
     def run(self) -> None:
         session = self.session_factory()
-        sent_log = _SentLog(session, self.owner)
+        sent_log = _SentLog(self.session_factory, self.owner)
         try:
             with session.begin():
                 self.report.cancelled += repo.cancel_for_bounced(
@@ -398,7 +436,7 @@ class _Delivery:
             pass
         finally:
             try:
-                sent_log.flush()
+                sent_log.close()
             finally:
                 self._release_unfinished(session)
                 session.close()
@@ -421,18 +459,14 @@ class _Delivery:
                         after = ids[-1]
                         in_flight.append(self.renderer.submit(ids, utc_now()))
                         continue
-                    sent_log.flush()  # records never wait behind a planning transaction
                     if not self.planner.step():
                         break
                 if not in_flight:
                     return
-                if not in_flight[0].done():
-                    sent_log.flush()  # never keep records waiting while this thread waits
-                    if self.planner.step():
-                        continue
+                if not in_flight[0].done() and self.planner.step():
+                    continue  # planned the next chunk instead of waiting
                 batch = in_flight.popleft().result()
                 if batch.nothing_left:
-                    sent_log.flush()
                     self._cancel(session, batch.nothing_left,
                                  "not sent: every alert of the digest was unsubscribed")
                 for message in batch.messages:
@@ -467,20 +501,17 @@ class _Delivery:
     ) -> None:
         digest_id = rendered.digest_id
         if isinstance(rendered, RenderFailure):
-            sent_log.flush()
             with session.begin():
                 repo.mark_failed(session, digest_id, owner=self.owner, error=rendered.error)
             self.report.failed += 1
             self.finished.add(digest_id)
             return
         if rendered.subscriber_id in self.bounced:
-            sent_log.flush()
             self._cancel(session, [digest_id], "not sent: the address bounced")
             return
         try:
             connection.send_raw(rendered.sender, [rendered.recipient], rendered.data)
         except TemporaryMailError as exc:
-            sent_log.flush()
             with session.begin():
                 status = repo.mark_retry(session, digest_id, owner=self.owner,
                                          error=str(exc), give_up_after=GIVE_UP_AFTER)
@@ -497,7 +528,6 @@ class _Delivery:
                 raise _Abort from None
             return
         except PermanentMailError as exc:
-            sent_log.flush()
             with session.begin():
                 repo.mark_failed(session, digest_id, owner=self.owner, error=str(exc))
                 repo.bounce_subscriber(session, rendered.subscriber_id, error=str(exc),
@@ -507,7 +537,7 @@ class _Delivery:
             self.report.failed += 1
             self.temporary_in_a_row = 0
             return
-        # Accepted: the record follows within SENT_BATCH messages or SENT_BATCH_SECONDS.
+        # Accepted: recorded right away (by the sent log's thread).
         self.temporary_in_a_row = 0
         sent_log.add(digest_id, rendered.subject)
         self.finished.add(digest_id)

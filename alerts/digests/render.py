@@ -4,12 +4,11 @@
 `render_digest` renders a view through THE Jinja environment (autoescaped HTML,
 StrictUndefined) from templates/digest/ and assembles one multipart/alternative message.
 
-Rendering costs about as much as sending, so a large run loads and renders in worker
-processes (`Renderer`) while the sending thread keeps one SMTP connection busy: a worker
-gets digest ids, reads them with a connection of its own and hands back finished
-messages, so the sending process neither loads nor pickles views. Subscribers of one
-target mostly get the same body, so a worker renders each distinct body once
-(`_body_cache`); what is personal (the links with tokens) is filled in per email.
+`render_batch` does both for a chunk of digest ids; a large run calls it in worker
+processes (alerts.digests.workers), so the sending process neither loads nor pickles
+views. Subscribers of one target mostly get the same body, so a process renders each
+distinct body once (`_body_cache`); what is personal (the links with tokens) is filled
+in per email.
 
 The message is assembled here rather than through email.message.EmailMessage: for the
 same structure as alerts.mail.base.build_message (text/plain first, HTML last, UTF-8,
@@ -24,24 +23,20 @@ from __future__ import annotations
 
 import binascii
 import logging
-import multiprocessing
 import random
 import secrets
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from functools import lru_cache
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from markupsafe import escape
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from alerts.config import Settings
 from alerts.digests import repository as repo
@@ -415,111 +410,3 @@ def mime_bytes(
         out.append(b"\r\n")
     out.append(f"--{boundary}--\r\n".encode("ascii"))
     return b"".join(out)
-
-
-# --- rendering next to sending ----------------------------------------------------------
-
-
-def reader_engine(url: str) -> Engine:
-    """An engine that only reads, for a worker process. On SQLite it leaves transactions
-    to the driver (reads take no lock; WAL lets them run beside the one writer), where
-    the application's engine takes the write lock at BEGIN: a reader must not."""
-    if not url.startswith("sqlite"):
-        from db.session import make_engine
-
-        return make_engine(url, pool_size=1)
-    engine = create_engine(url, connect_args={"timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _read_only(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA query_only=ON")
-
-    return engine
-
-
-_worker: tuple[Settings, sessionmaker[Session]] | None = None
-
-
-def _init_worker(settings: Settings) -> None:
-    global _worker
-    _worker = (settings, sessionmaker(reader_engine(settings.database_url)))
-
-
-def _render_in_worker(digest_ids: Sequence[int], date: datetime) -> RenderedBatch:
-    assert _worker is not None, "worker not initialised"
-    settings, factory = _worker
-    with factory() as session:
-        return render_batch(session, settings, digest_ids, date=date)
-
-
-def _warm_up() -> None:
-    env = environment()
-    for name in ("digest.txt", "digest.html"):
-        env.get_template(f"digest/{name}")
-
-
-class Renderer:
-    """Loads and renders batches of digests, inline or in worker processes.
-
-    `submit` returns a Future either way, so the sender pipelines the same code: while
-    it sends batch k, the workers render batch k+1. The pool is started lazily by
-    `start_pool` (spawned processes: a fork would copy open database connections and
-    the SMTP threads of the parent). Inline, batches are read through
-    `session_factory`; a worker reads through an engine of its own."""
-
-    def __init__(
-        self, settings: Settings, workers: int, session_factory: sessionmaker[Session]
-    ) -> None:
-        self._settings = settings
-        self._workers = workers
-        self._session_factory = session_factory
-        self._pool: ProcessPoolExecutor | None = None
-
-    @property
-    def pooled(self) -> bool:
-        return self._pool is not None
-
-    @property
-    def workers(self) -> int:
-        return self._workers
-
-    def start_pool(self) -> None:
-        """Start the worker processes (they import and warm up in the background)."""
-        if self._pool is not None or self._workers < 1:
-            return
-        self._settings.signing_key()  # generate a development key once, before workers read it
-        self._pool = ProcessPoolExecutor(
-            max_workers=self._workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self._settings,),
-        )
-        for _ in range(self._workers):
-            self._pool.submit(_warm_up)
-
-    def submit(self, digest_ids: Sequence[int], date: datetime) -> Future[RenderedBatch]:
-        if self._pool is not None:
-            return self._pool.submit(_render_in_worker, list(digest_ids), date)
-        future: Future[RenderedBatch] = Future()
-        try:
-            with self._session_factory() as session:
-                future.set_result(render_batch(session, self._settings, digest_ids, date=date))
-        except Exception as exc:  # noqa: BLE001 - handed to the caller through the future
-            future.set_exception(exc)
-        return future
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-    def __enter__(self) -> Renderer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

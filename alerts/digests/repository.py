@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, case, exists, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from alerts.digests.compose import Section, section_of
@@ -365,7 +366,8 @@ _MARK_SENT = (
 
 
 def mark_sent(
-    session: Session, accepted: Sequence[tuple[int, str]], *, owner: str, at: datetime
+    session: Session | Connection, accepted: Sequence[tuple[int, str]], *, owner: str,
+    at: datetime,
 ) -> int:
     """Record that the SMTP server accepted these (digest id, subject). Returns how many
     were still this sender's to record (a lost lease leaves the row to its holder)."""

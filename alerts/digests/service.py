@@ -1,30 +1,21 @@
-"""Planning and sending digests, exactly once.
+"""Sending digests, exactly once; an alert's preview; the operator's list.
 
 `send_due` is a boundary like a job: it owns its transactions, because delivery has to
 commit right behind the SMTP server's acceptances, not at the end of the run.
 
-1. Plan: walk subscribers in chunks (one transaction each); for each active alert take
-   the latest slot at or before `now` (schedule.latest_slot) if it is after the alert's
-   activation; alerts of one subscriber sharing frequency and slot make one digest,
-   keyed `subscriber:frequency:slot`. A key that exists was planned already (by an
-   earlier run or another process: the insert skips it), so a slot is planned once and
-   only the latest slot ever is: a missed slot is not replayed. A digest records the
-   events it delivers per alert (DigestEntry, unique per alert and event): the shown
-   ones and those past `max_items` (only behind the "more" link), so nothing is
-   delivered twice and nothing is carried into the next digest.
-2. Send: lease pending digests in chunks, load and render them (in worker processes
-   for large runs) while the main thread sends over one SMTP connection, and record
-   each digest `sent` only after the server accepted it, committed right behind the
-   acceptance by a recording thread (`_SentLog`): a crash can resend at most the
-   message(s) accepted within that commit's millisecond, each with the same Message-ID,
-   so receivers can drop the duplicate. A temporary refusal leaves the digest pending
-   for the next run; a permanent one marks it failed and the address bounced. A lease
-   that expired (a sender killed mid-batch) is taken over; a sent digest is never
-   claimed again.
+It plans what is due (alerts.digests.planning), then leases pending digests in chunks,
+loads and renders them (in worker processes for large runs: alerts.digests.workers)
+while the main thread sends over one SMTP connection, and records each digest `sent`
+only after the server accepted it, committed right behind the acceptance by a recording
+thread (`_SentLog`): a crash can resend at most the message(s) accepted within that
+commit's millisecond, each with the same Message-ID, so receivers can drop the
+duplicate. A temporary refusal leaves the digest pending for the next run; a permanent
+one marks it failed and the address bounced. A lease that expired (a sender killed
+mid-batch) is taken over; a sent digest is never claimed again.
 
 Planning and sending are interleaved: the first chunk is planned before anything is
-sent, the next ones whenever nothing is left to claim or the next rendered batch is not
-ready yet, so the render workers are busy while subscribers are still being planned.
+sent; the next ones are planned by a worker between its render batches (inline: here,
+whenever nothing is left to claim), so sending starts at once and no process idles.
 """
 
 from __future__ import annotations
@@ -37,7 +28,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -45,22 +36,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
 from alerts.digests import repository as repo
-from alerts.digests.compose import subject_line
-from alerts.digests.render import (
-    RenderedBatch,
-    RenderedDigest,
-    Renderer,
-    RenderFailure,
-    public_host,
-)
-from alerts.digests.schedule import (
-    FREQUENCIES,
-    ScheduleError,
-    digest_key,
-    latest_slot,
-    message_id,
-)
+from alerts.digests.planning import SCAN_GRACE, Planner, PlanStep
+from alerts.digests.render import RenderedBatch, RenderedDigest, RenderFailure
 from alerts.digests.schemas import DigestOut, DigestPage, DigestStatus
+from alerts.digests.workers import Workers
 from alerts.errors import Unprocessable
 from alerts.mail.base import MailConnection, Mailer, PermanentMailError, TemporaryMailError
 from db.clock import utc_now
@@ -69,14 +48,9 @@ from db.session import transaction
 
 log = logging.getLogger(__name__)
 
-#: Subscribers planned per transaction.
-PLAN_CHUNK = 500
+
 #: Digests leased, loaded and rendered per step of the send pipeline.
 SEND_CHUNK = 100
-#: An event created this long before an alert's last slot is still looked for: it may
-#: have been committed after that digest was planned. (A poll transaction would have to
-#: stay open this long for an event to be missed.)
-SCAN_GRACE = timedelta(days=1)
 #: Temporary refusals after which a digest is given up (status failed, no bounce).
 GIVE_UP_AFTER = 20
 #: Temporary failures in a row after which the run stops: the server is not taking mail.
@@ -105,176 +79,6 @@ class SendReport:
     error: str | None = None
 
 
-@dataclass
-class PlanReport:
-    planned: int = 0
-    empty: int = 0
-
-
-# --- planning -------------------------------------------------------------------------
-
-
-@dataclass
-class _Group:
-    key: str
-    subscriber_id: int
-    frequency: str
-    slot_at: datetime
-    alerts: list[repo.DueAlert] = field(default_factory=list)
-
-
-class Planner:
-    """Plans what is due at `now`, one chunk of subscribers per `step` (and per
-    transaction), so the sender can interleave planning with sending."""
-
-    def __init__(
-        self,
-        session_factory: sessionmaker[Session],
-        settings: Settings,
-        *,
-        now: datetime,
-        frequency: str | None = None,
-    ) -> None:
-        _check_frequency(frequency)
-        self.session_factory = session_factory
-        self.now = now
-        self.frequency = frequency
-        self.report = PlanReport()
-        self.done = False
-        self._host = public_host(settings)
-        self._slots: dict[tuple[str, str, int, str], datetime | None] = {}
-        self._after = 0
-
-    def step(self) -> bool:
-        """Plan the next chunk; False when everything due is planned."""
-        if self.done:
-            return False
-        with transaction(self.session_factory) as session:
-            subscriber_ids = repo.next_subscriber_ids(
-                session, after=self._after, limit=PLAN_CHUNK, frequency=self.frequency
-            )
-            if subscriber_ids:
-                planned, empty = plan_chunk(
-                    session, subscriber_ids, now=self.now, frequency=self.frequency,
-                    host=self._host, slots=self._slots,
-                )
-        if not subscriber_ids:
-            self.done = True
-            return False
-        self.report.planned += planned
-        self.report.empty += empty
-        self._after = subscriber_ids[-1]
-        return True
-
-
-def plan_due(
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    *,
-    now: datetime,
-    frequency: str | None = None,
-) -> PlanReport:
-    """Plan every digest due at `now` that is not planned yet; commits per chunk."""
-    planner = Planner(session_factory, settings, now=now, frequency=frequency)
-    while planner.step():
-        pass
-    return planner.report
-
-
-def _slot(alert: repo.DueAlert, now: datetime,
-          slots: dict[tuple[str, str, int, str], datetime | None]) -> datetime | None:
-    """The alert's latest slot, computed once per distinct schedule in a run."""
-    schedule = (alert.frequency, alert.weekday, alert.send_hour, alert.timezone)
-    if schedule not in slots:
-        try:
-            slots[schedule] = latest_slot(*schedule, now)
-        except ScheduleError as exc:
-            log.warning("alert %s has an unusable schedule: %s", alert.alert_id, exc)
-            slots[schedule] = None
-    return slots[schedule]
-
-
-def plan_chunk(
-    session: Session,
-    subscriber_ids: Sequence[int],
-    *,
-    now: datetime,
-    frequency: str | None,
-    host: str,
-    slots: dict[tuple[str, str, int, str], datetime | None],
-) -> tuple[int, int]:
-    """Plan the due digests of these subscribers: (pending, empty) digests written.
-    Flushes only; the caller commits Digest, DigestAlert and DigestEntry rows together."""
-    groups: dict[str, _Group] = {}
-    for alert in repo.active_alerts(session, subscriber_ids, frequency):
-        slot_at = _slot(alert, now, slots)
-        if slot_at is None or slot_at <= alert.activated_at:
-            continue  # not due yet: its first slot is after its activation
-        key = digest_key(alert.subscriber_id, alert.frequency, slot_at)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Group(key, alert.subscriber_id, alert.frequency, slot_at)
-        group.alerts.append(alert)
-    if not groups:
-        return 0, 0
-    planned = repo.planned_keys(session, list(groups))
-    todo = [group for key, group in groups.items() if key not in planned]
-    if not todo:
-        return 0, 0
-
-    alerts = [alert for group in todo for alert in group.alerts]
-    alert_ids = [alert.alert_id for alert in alerts]
-    since = _scan_from(session, alerts)
-    counts = repo.undelivered_counts(session, alert_ids, since=since, until=now)
-
-    created = utc_now()
-    digest_rows = []
-    for group in todo:
-        parts = sorted(
-            ((alert.target_name, counts.get(alert.alert_id, {})) for alert in group.alerts),
-            key=lambda part: part[0],
-        )
-        total = sum(sum(part[1].values()) for part in parts)
-        wanted = total > 0 or any(alert.send_when_empty for alert in group.alerts)
-        digest_rows.append({
-            "key": group.key,
-            "subscriber_id": group.subscriber_id,
-            "frequency": group.frequency,
-            "slot_at": group.slot_at,
-            "status": repo.PENDING if wanted else repo.EMPTY,
-            "attempts": 0,
-            "message_id": message_id(group.subscriber_id, group.frequency, group.slot_at, host),
-            "subject": subject_line(parts, group.frequency),
-            "item_count": total,
-            "created_at": created,
-        })
-
-    inserted = repo.insert_digests(session, digest_rows)
-    repo.insert_rows(session, repo.digest_alerts_t, [
-        {"digest_id": inserted[group.key], "alert_id": alert.alert_id}
-        for group in todo if group.key in inserted
-        for alert in group.alerts
-    ])
-    repo.record_entries(session, list(inserted.values()), since=since, until=now)
-    session.flush()
-    empty = sum(
-        1 for row in digest_rows if row["key"] in inserted and row["status"] == repo.EMPTY
-    )
-    return len(inserted) - empty, empty
-
-
-def _scan_from(session: Session, alerts: Sequence[repo.DueAlert]) -> datetime:
-    """How far back to look for undelivered events of these alerts: to each one's
-    activation, or to shortly before its last digest's slot, whichever is later; for a
-    chunk, the earliest of those."""
-    last_slots = repo.last_slot_at(session, [alert.alert_id for alert in alerts])
-    return min(
-        max(alert.activated_at, last_slots[alert.alert_id] - SCAN_GRACE)
-        if alert.alert_id in last_slots else alert.activated_at
-        for alert in alerts
-    )
-
-
 # --- sending --------------------------------------------------------------------------
 
 
@@ -298,10 +102,10 @@ def send_due(
     report = SendReport()
     auto = render_workers is None
     workers = max(1, (os.cpu_count() or 2) - 1) if auto else int(render_workers or 0)
-    with Renderer(settings, workers, session_factory) as renderer:
+    with Workers(settings, workers, session_factory) as pool:
         if not auto and workers > 0:
-            renderer.start_pool()
-        _Delivery(session_factory, settings, mailer, owner, frequency, report, renderer,
+            pool.start_pool()
+        _Delivery(session_factory, settings, mailer, owner, frequency, report, pool,
                   planner, auto).run()
     report.planned, report.empty = planner.report.planned, planner.report.empty
     with transaction(session_factory) as session:
@@ -357,7 +161,9 @@ class _SentLog:
             raise RecordingFailed("could not record sent digests") from self.error
 
     def _run(self) -> None:
-        session = self._factory()
+        # A plain Core connection: this thread does one small UPDATE per commit, and
+        # the ORM session's bookkeeping would double its cost.
+        connection = self._factory.kw["bind"].connect()
         try:
             while True:
                 batch = [self._queue.get()]
@@ -368,18 +174,25 @@ class _SentLog:
                         break
                 accepted = [item for item in batch if item is not None]
                 if accepted:
-                    self._record(session, accepted)
+                    with connection.begin():
+                        self._recorded(repo.mark_sent(
+                            connection, accepted, owner=self.owner, at=utc_now()
+                        ), accepted)
                 if None in batch:
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the sender
             log.exception("recording sent digests failed")
             self.error = exc
         finally:
-            session.close()
+            connection.close()
 
     def _record(self, session: Session, accepted: list[tuple[int, str]]) -> None:
         with session.begin():
             kept = repo.mark_sent(session, accepted, owner=self.owner, at=utc_now())
+        self._recorded(kept, accepted)
+
+    @staticmethod
+    def _recorded(kept: int, accepted: list[tuple[int, str]]) -> None:
         if kept < len(accepted):
             log.warning("%d digests were sent after their lease expired", len(accepted) - kept)
 
@@ -400,7 +213,7 @@ class _Delivery:
         owner: str,
         frequency: str | None,
         report: SendReport,
-        renderer: Renderer,
+        workers: Workers,
         planner: Planner,
         auto_pool: bool,
     ) -> None:
@@ -411,7 +224,7 @@ class _Delivery:
         self.owner = owner
         self.frequency = frequency
         self.report = report
-        self.renderer = renderer
+        self.workers = workers
         self.auto_pool = auto_pool
         self.claimed: set[int] = set()
         self.finished: set[int] = set()
@@ -430,7 +243,7 @@ class _Delivery:
                 backlog = repo.count_pending(session, self.frequency)
             self.planner.step()
             if self.auto_pool and backlog + self.planner.report.planned >= POOL_MIN_DIGESTS:
-                self.renderer.start_pool()  # workers boot while the next chunks are planned
+                self.workers.start_pool()
             self._pipeline(session, sent_log)
         except _Abort:
             pass
@@ -445,26 +258,36 @@ class _Delivery:
     def _pipeline(self, session: Session, sent_log: _SentLog) -> None:
         """Send everything pending, planning the rest of what is due on the way.
 
-        With workers, a few batches are in flight so they render while this thread sends;
-        whenever the next batch is not rendered yet, this thread plans the next chunk
-        instead of waiting. Inline, one batch at a time."""
-        depth = 2 * self.renderer.workers + 1 if self.renderer.pooled else 1
+        With workers, a few render batches are in flight so they render while this
+        thread sends, and one planning chunk at a time is handed to them between those
+        batches. Inline, one batch at a time, planning here whenever nothing is left to
+        claim."""
+        pooled = self.workers.pooled
+        depth = 2 * self.workers.count + 1 if pooled else 1
         in_flight: deque[Future[RenderedBatch]] = deque()
+        planning: Future[PlanStep] | None = None
         after = 0
         with self.mailer.connect() as connection:
             while True:
+                if pooled:
+                    if planning is not None and planning.done():
+                        self.planner.apply(planning.result())
+                        planning = None
+                    if planning is None and not self.planner.done:
+                        planning = self.workers.submit_plan(self.planner.next_args())
                 while len(in_flight) < depth:
                     ids = self._claim(session, after)
                     if ids:
                         after = ids[-1]
-                        in_flight.append(self.renderer.submit(ids, utc_now()))
-                        continue
-                    if not self.planner.step():
+                        in_flight.append(self.workers.submit_render(ids, utc_now()))
+                    elif pooled or not self.planner.step():
                         break
                 if not in_flight:
-                    return
-                if not in_flight[0].done() and self.planner.step():
-                    continue  # planned the next chunk instead of waiting
+                    if planning is None:
+                        return
+                    self.planner.apply(planning.result())  # wait for what it plans
+                    planning = None
+                    continue
                 batch = in_flight.popleft().result()
                 if batch.nothing_left:
                     self._cancel(session, batch.nothing_left,
@@ -555,11 +378,6 @@ class _Delivery:
                 repo.release(session, unfinished, owner=self.owner)
         except Exception:  # noqa: BLE001 - the leases expire by themselves
             log.exception("could not release %d digest leases", len(unfinished))
-
-
-def _check_frequency(frequency: str | None) -> None:
-    if frequency is not None and frequency not in FREQUENCIES:
-        raise ValueError(f"frequency must be one of {', '.join(FREQUENCIES)}, not {frequency!r}")
 
 
 # --- preview --------------------------------------------------------------------------

@@ -17,8 +17,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from alerts.app import create_app
+from alerts.digests import planning
 from alerts.digests import repository as repo
-from alerts.digests.service import plan_due, send_due
+from alerts.digests.planning import plan_due
+from alerts.digests.service import send_due
 from alerts.mail.base import MailConnection
 from alerts.mail.smtp import SmtpMailer
 from alerts.subscriptions.tokens import Purpose, read_token
@@ -389,6 +391,25 @@ def test_rendering_in_worker_processes_sends_the_same_mail(post: Post) -> None:
     for mail in post.mails():
         assert "Pooled <trial> & co" in text_of(mail)
         assert "Pooled &lt;trial&gt; &amp; co" in html_of(mail)
+
+
+@pytest.mark.parametrize("render_workers", [0, 1], ids=["inline", "worker process"])
+def test_planning_in_chunks_interleaved_with_sending_misses_no_one(
+    post: Post, monkeypatch: pytest.MonkeyPatch, render_workers: int
+) -> None:
+    """The first chunk is planned before sending starts, the others meanwhile (by the
+    worker process when there is one): every subscriber still gets one digest."""
+    monkeypatch.setattr(planning, "PLAN_CHUNK", 2)
+    with post.seed() as make:
+        target = make.target("her2-x", "HER2 exon 20")
+        for n in range(5):
+            make.alert(make.subscriber(f"reader{n}@example.org"), target)
+        make.event(make.item("publication"), target, at=at(2))
+    report = post.send(SLOT1, render_workers=render_workers)
+    assert (report.planned, report.sent, report.pending) == (5, 5, 0)
+    assert sorted(str(m["To"]) for m in post.mails()) == [
+        f"reader{n}@example.org" for n in range(5)
+    ]
 
 
 def test_two_senders_at_once_send_every_digest_exactly_once(post: Post) -> None:

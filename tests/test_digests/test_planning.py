@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
-from alerts.digests.service import PlanReport, plan_due, preview
+from alerts.digests.planning import PlanReport, plan_due
+from alerts.digests.service import preview
 from db.models import Alert, Digest, DigestAlert, DigestEntry, ItemEvent
 from tests.test_digests.factories import T0, Factory
 

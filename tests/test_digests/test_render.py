@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
+from alerts.digests.planning import plan_due
 from alerts.digests.render import load_views, mime_bytes, render_digest
-from alerts.digests.service import plan_due
 from alerts.mail.base import POLICY, build_message
 from db.clock import frozen_clock
 from db.models import Digest, Target

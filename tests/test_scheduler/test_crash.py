@@ -89,7 +89,13 @@ def test_sigkill_mid_batch_then_restart_sends_each_digest_exactly_once(
                       ctgov_base_url=upstream.ctgov_base_url)
 
     first = processes.start("first", "scheduler", env=env)
-    processes.wait_until("the third digest to be held at RCPT", handler.holding.is_set)
+    # Kill while the third digest is held before DATA and the two accepted ones are
+    # recorded: the sender commits each acceptance right behind it, so this is a
+    # moment any real crash can hit (the milliseconds in between are the documented edge).
+    processes.wait_until(
+        "the third digest held at RCPT and the first two recorded sent",
+        lambda: handler.holding.is_set() and _statuses(factory).get("sent") == ACCEPT_FIRST,
+    )
     first.send(signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL
     handler.release.set()  # the dead client's session goes on to nothing: no DATA follows

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 
 #: Digests leased, loaded and rendered per step of the send pipeline.
-SEND_CHUNK = 100
+SEND_CHUNK = 200
 #: Temporary refusals after which a digest is given up (status failed, no bounce).
 GIVE_UP_AFTER = 20
 #: Temporary failures in a row after which the run stops: the server is not taking mail.
@@ -102,6 +102,8 @@ def send_due(
     report = SendReport()
     auto = render_workers is None
     workers = max(1, (os.cpu_count() or 2) - 1) if auto else int(render_workers or 0)
+    if settings.database_url in ("sqlite://", "sqlite:///:memory:"):
+        workers = 0  # another process cannot see an in-memory database
     with Workers(settings, workers, session_factory) as pool:
         if not auto and workers > 0:
             pool.start_pool()

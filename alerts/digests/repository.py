@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_, select, true, update
+from sqlalchemy import Table, and_, bindparam, case, exists, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -42,9 +42,9 @@ CHUNK = 900
 PENDING, SENT, FAILED, EMPTY, CANCELLED = "pending", "sent", "failed", "empty", "cancelled"
 STATUSES = (PENDING, SENT, FAILED, EMPTY, CANCELLED)
 
-digests_t = Digest.__table__
-digest_alerts_t = DigestAlert.__table__
-entries_t = DigestEntry.__table__
+digests_t = cast(Table, Digest.__table__)
+digest_alerts_t = cast(Table, DigestAlert.__table__)
+entries_t = cast(Table, DigestEntry.__table__)
 
 
 def chunked(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -117,7 +117,12 @@ def active_alerts(
         .order_by(Alert.subscriber_id, Alert.id)
     )
     return [
-        DueAlert(*row[:-1])
+        DueAlert(
+            alert_id=row[0], subscriber_id=row.subscriber_id, target_id=row.target_id,
+            target_name=row.name, frequency=row.frequency, weekday=row.weekday,
+            send_hour=row.send_hour, timezone=row.timezone, max_items=row.max_items,
+            send_when_empty=row.send_when_empty, activated_at=row.activated_at,
+        )
         for row in session.execute(statement)
         if row.status == "active" and row.activated_at is not None
         and (frequency is None or row.frequency == frequency)
@@ -420,8 +425,8 @@ def mark_failed(
 
 def bounce_subscriber(session: Session, subscriber_id: int, *, error: str, at: datetime) -> None:
     session.execute(
-        update(Subscriber.__table__)
-        .where(Subscriber.__table__.c.id == subscriber_id)
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id)
         .values(mail_status="bounced", mail_error=error, mail_error_at=at)
     )
 
@@ -672,7 +677,7 @@ def list_digests(
         statement = statement.where(Digest.status == status)
     if before_id is not None:
         statement = statement.where(Digest.id < before_id)
-    return [DigestRecord(*row) for row in session.execute(statement)]
+    return [DigestRecord(*row) for row in session.execute(statement)]  # type: ignore[call-arg]
 
 
 def digest_alert_ids(session: Session, digest_ids: Sequence[int]) -> dict[int, list[int]]:

@@ -228,10 +228,11 @@ class _Delivery:
         self.report = report
         self.workers = workers
         self.auto_pool = auto_pool
-        self.claimed: set[int] = set()
-        self.finished: set[int] = set()
+        #: Leased to this run and not settled yet (bounded by the pipeline's depth).
+        self.unfinished: set[int] = set()
         self.bounced: set[int] = set()
-        self.addresses: set[str] = set()
+        #: Subscribers sent to (ids: the smallest exact record of distinct addresses).
+        self.addresses: set[int] = set()
         self.temporary_in_a_row = 0
 
     def run(self) -> None:
@@ -309,7 +310,7 @@ class _Delivery:
                 lease_until=now + timedelta(seconds=self.settings.lease_seconds),
                 frequency=self.frequency,
             )
-        self.claimed.update(ids)
+        self.unfinished.update(ids)
         return ids
 
     def _cancel(self, session: Session, digest_ids: Sequence[int], reason: str) -> None:
@@ -317,7 +318,7 @@ class _Delivery:
             for digest_id in digest_ids:
                 repo.mark_failed(session, digest_id, owner=self.owner, status=repo.CANCELLED,
                                  error=reason, count_attempt=False)
-        self.finished.update(digest_ids)
+        self.unfinished.difference_update(digest_ids)
         self.report.cancelled += len(digest_ids)
 
     def _deliver(
@@ -329,7 +330,7 @@ class _Delivery:
             with session.begin():
                 repo.mark_failed(session, digest_id, owner=self.owner, error=rendered.error)
             self.report.failed += 1
-            self.finished.add(digest_id)
+            self.unfinished.discard(digest_id)
             return
         if rendered.subscriber_id in self.bounced:
             self._cancel(session, [digest_id], "not sent: the address bounced")
@@ -340,7 +341,7 @@ class _Delivery:
             with session.begin():
                 status = repo.mark_retry(session, digest_id, owner=self.owner,
                                          error=str(exc), give_up_after=GIVE_UP_AFTER)
-            self.finished.add(digest_id)
+            self.unfinished.discard(digest_id)
             if status == repo.FAILED:
                 self.report.failed += 1
             else:
@@ -358,19 +359,19 @@ class _Delivery:
                 repo.bounce_subscriber(session, rendered.subscriber_id, error=str(exc),
                                        at=utc_now())
             self.bounced.add(rendered.subscriber_id)
-            self.finished.add(digest_id)
+            self.unfinished.discard(digest_id)
             self.report.failed += 1
             self.temporary_in_a_row = 0
             return
         # Accepted: recorded right away (by the sent log's thread).
         self.temporary_in_a_row = 0
         sent_log.add(digest_id, rendered.subject)
-        self.finished.add(digest_id)
+        self.unfinished.discard(digest_id)
         self.report.sent += 1
-        self.addresses.add(rendered.recipient.lower())
+        self.addresses.add(rendered.subscriber_id)
 
     def _release_unfinished(self, session: Session) -> None:
-        unfinished = self.claimed - self.finished
+        unfinished = self.unfinished
         if not unfinished:
             return
         try:

@@ -379,6 +379,17 @@ def test_list_unsubscribe_is_one_line_and_ends_every_alert_of_the_digest(post: P
     assert str(mail["From"]) == post.settings.mail_from
     assert mail["Date"] is not None
 
+    # One-click (RFC 8058): what a mail client does with the header ends them all.
+    link = urlsplit(str(mail["List-Unsubscribe"]).strip("<>"))
+    app = create_app(post.settings, engine=post.engine, session_factory=post.session_factory)
+    with TestClient(app) as client:
+        response = client.post(f"{link.path}?{link.query}",
+                               content="List-Unsubscribe=One-Click",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 200
+    statuses = post.query(lambda s: s.scalars(select(Alert.status)).all())
+    assert statuses == ["unsubscribed"] * 3
+
 
 def test_rendering_in_worker_processes_sends_the_same_mail(post: Post) -> None:
     with post.seed() as make:

@@ -7,8 +7,8 @@ import os
 
 from alembic import context
 
-from db.base import Base
 from db import models  # noqa: F401  (registers the tables)
+from db.base import Base
 from db.session import make_engine
 
 config = context.config

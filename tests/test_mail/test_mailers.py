@@ -71,9 +71,9 @@ def test_dropped_connection_is_temporary_and_reopened(smtp_server: SmtpServer) -
 def test_unreachable_server_is_temporary() -> None:
     from tests.fakes.smtp import free_port
 
-    with SmtpMailer(host="127.0.0.1", port=free_port(), timeout=2).connect() as connection:
-        with pytest.raises(TemporaryMailError, match="cannot reach"):
-            connection.send(_message())
+    mailer = SmtpMailer(host="127.0.0.1", port=free_port(), timeout=2)
+    with mailer.connect() as connection, pytest.raises(TemporaryMailError, match="cannot reach"):
+        connection.send(_message())
 
 
 def test_mailbox_writes_whole_eml_files(tmp_path: Path) -> None:

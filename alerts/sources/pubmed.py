@@ -437,7 +437,7 @@ def abstract_text(abstract: ET.Element | None) -> str:
 
 
 def author_names(authors: ET.Element | None) -> list[str]:
-    """"LastName Initials" (plus Suffix), or the group's CollectiveName; authors marked
+    """ "LastName Initials" (plus Suffix), or the group's CollectiveName; authors marked
     invalid (ValidYN="N", e.g. corrected by an erratum) are left out."""
     if authors is None:
         return []
@@ -446,9 +446,7 @@ def author_names(authors: ET.Element | None) -> list[str]:
         if author.get("ValidYN") == "N":
             continue
         collective = element_text(author.find("CollectiveName"))
-        parts = [
-            element_text(author.find(tag)) for tag in ("LastName", "Initials", "Suffix")
-        ]
+        parts = [element_text(author.find(tag)) for tag in ("LastName", "Initials", "Suffix")]
         name = collective or " ".join(part for part in parts if part)
         if name:
             names.append(name)

@@ -1,9 +1,14 @@
 """A real SMTP server in-process (aiosmtpd) that records what it accepts and can be
 told to refuse: temporarily (4xx), permanently (5xx) per address, or by dropping the
-connection, and to block until released (for crash tests)."""
+connection, and to block until released (for crash tests).
+
+aiosmtpd does not offer PIPELINING (RFC 2920), so `PipeliningSmtpServer` is a small
+asyncio server that does, driven by the same `RecordingHandler` settings, and that counts
+the transactions whose MAIL, RCPT and DATA arrived together before any reply."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -98,4 +103,149 @@ class SmtpServer:
         self._controller.stop()
 
 
-__all__ = ["RecordingHandler", "Received", "SMTPProtocol", "SmtpServer", "free_port"]
+class _PipeliningProtocol(asyncio.Protocol):
+    """Answers every complete command of the input in order (what RFC 2920 asks of a
+    server: nothing read ahead is dropped), one write per read."""
+
+    def __init__(self, server: PipeliningSmtpServer) -> None:
+        self.server = server
+        self.handler = server.handler
+        self.buffer = b""
+        self.in_data = False
+        self.sender = ""
+        self.recipients: list[str] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.connections += 1
+        transport.write(b"220 fake ESMTP\r\n")  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buffer += data
+        replies: list[str] = []
+        verbs: list[str] = []
+        while not self.transport.is_closing():
+            if self.in_data:
+                # The CRLF before the dot ends the last line; an empty message is "."
+                # alone, so the search starts as if after a line end.
+                framed = b"\r\n" + self.buffer
+                end = framed.find(b"\r\n.\r\n")
+                if end < 0:
+                    break
+                content, self.buffer = framed[2 : end + 2], framed[end + 5 :]
+                self.in_data = False
+                replies.append(self._end_of_data(content.replace(b"\r\n..", b"\r\n.")))
+                continue
+            line, found, rest = self.buffer.partition(b"\r\n")
+            if not found:
+                break
+            self.buffer = rest
+            verb, _, argument = line.decode().partition(" ")
+            verbs.append(verb.upper())
+            replies.append(self._command(verb.upper(), argument))
+        if verbs[:1] == ["MAIL"] and verbs[-1:] == ["DATA"]:
+            self.server.pipelined += 1
+        if replies and not self.transport.is_closing():
+            self.transport.write("".join(f"{reply}\r\n" for reply in replies).encode())
+
+    def _command(self, verb: str, argument: str) -> str:
+        assert self.transport is not None
+        if verb == "EHLO":
+            extensions = ["8BITMIME", "SIZE 52428800"]
+            if self.server.advertise:
+                extensions.append("PIPELINING")
+            return "\r\n".join(["250-fake", *(f"250-{e}" for e in extensions[:-1]),
+                                 f"250 {extensions[-1]}"])
+        if verb == "MAIL":
+            if self.server.refuse_mail:
+                return self.server.refuse_mail.pop(0)
+            self.sender, self.recipients = argument.split(":", 1)[1].split()[0].strip("<>"), []
+            return "250 OK"
+        if verb == "RCPT":
+            address = argument.split(":", 1)[1].strip().strip("<>")
+            if self.sender == "":
+                return "503 5.5.1 MAIL first"
+            reply = self.handler.refuse_rcpt.get(address.lower())
+            if reply:
+                return reply
+            self.recipients.append(address)
+            return "250 OK"
+        if verb == "DATA":
+            if self.server.refuse_data:
+                return self.server.refuse_data.pop(0)
+            if not self.recipients and not self.server.lenient_data:
+                return "554 5.5.1 no valid recipients"
+            self.in_data = True
+            return "354 end with <CRLF>.<CRLF>"
+        if verb == "RSET":
+            self.sender, self.recipients = "", []
+            return "250 OK"
+        if verb == "QUIT":
+            self.transport.write(b"221 bye\r\n")
+            self.transport.close()
+            return ""
+        return "250 OK"
+
+    def _end_of_data(self, content: bytes) -> str:
+        assert self.transport is not None
+        with self.handler.lock:
+            if self.handler.drop_data > 0:
+                self.handler.drop_data -= 1
+                self.transport.close()
+                return ""
+            if self.handler.fail_data:
+                return self.handler.fail_data.pop(0)
+            if not self.recipients:
+                return "554 5.5.1 no valid recipients"
+            self.handler.received.append(Received(self.sender, self.recipients, content))
+        self.sender, self.recipients = "", []
+        return "250 2.0.0 accepted"
+
+
+class PipeliningSmtpServer:
+    """`with PipeliningSmtpServer() as smtp: ...`: offers PIPELINING (unless
+    `advertise=False`) and honours it. Refusals come from the handler as for
+    `SmtpServer` (RCPT per address, `fail_data` after the body, `drop_data` closes at the
+    end of the body); `refuse_data` holds replies for the next DATA commands themselves.
+    `refuse_mail` for the next MAIL commands; `lenient_data` answers 354 to DATA even
+    with no recipient taken (as some servers do, refusing at the end of data instead).
+    `pipelined` counts reads that held a whole envelope up to DATA; `connections` the
+    connections accepted."""
+
+    def __init__(self, handler: RecordingHandler | None = None, *,
+                 advertise: bool = True) -> None:
+        self.handler = handler or RecordingHandler()
+        self.advertise = advertise
+        self.refuse_data: list[str] = []
+        self.refuse_mail: list[str] = []
+        self.lenient_data = False
+        self.pipelined = 0
+        self.connections = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> PipeliningSmtpServer:
+        self._thread.start()
+        server = asyncio.run_coroutine_threadsafe(
+            self._loop.create_server(lambda: _PipeliningProtocol(self), "127.0.0.1", 0),
+            self._loop,
+        ).result(timeout=5)
+        self._server = server
+        self.port = int(server.sockets[0].getsockname()[1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def stop() -> None:
+            self._server.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+
+__all__ = ["PipeliningSmtpServer", "RecordingHandler", "Received", "SMTPProtocol",
+           "SmtpServer", "free_port"]

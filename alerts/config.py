@@ -6,8 +6,10 @@ it down, so tests can run many differently configured apps in one process.
 
 from __future__ import annotations
 
+import os
 import secrets
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
@@ -117,14 +119,28 @@ class Settings(BaseSettings):
         """The key that signs tokens; in development it is generated once into var/."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
-        path = self.var_dir / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
-        self.var_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
-        return key
+        return _development_key(self.var_dir.resolve())
+
+
+@lru_cache(maxsize=8)
+def _development_key(var_dir: Path) -> str:
+    """Read (or create once) the development key in `var_dir`; read once per process."""
+    path = var_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(key)
+    temporary.chmod(0o600)
+    try:
+        # Two processes starting at once must agree on one key: the first link wins.
+        os.link(temporary, path)
+    except FileExistsError:
+        key = path.read_text().strip()
+    finally:
+        temporary.unlink(missing_ok=True)
+    return key
 
 
 class SettingsError(Exception):

@@ -9,6 +9,7 @@ RFC 8058 one-click and "manage" links in an old digest must still work.
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -40,7 +41,13 @@ class ExpiredToken(InvalidToken):
 
 
 def _serializer(settings: Settings, purpose: Purpose) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.signing_key(), salt=f"target-alerts/{purpose}")
+    return _serializer_for(settings.signing_key(), purpose)
+
+
+@lru_cache(maxsize=32)
+def _serializer_for(key: str, purpose: Purpose) -> URLSafeTimedSerializer:
+    # Built once per key and purpose: a digest run signs three links per message.
+    return URLSafeTimedSerializer(key, salt=f"target-alerts/{purpose}")
 
 
 def make_token(settings: Settings, purpose: Purpose, payload: dict[str, Any]) -> str:

@@ -24,7 +24,8 @@ lint: $(STAMP)
 	$(BIN)/mypy alerts scheduler db
 
 bench: $(STAMP)
-	$(BIN)/python bench/feeds.py
+	$(BIN)/python bench/feeds_fetch.py
+	$(BIN)/python bench/feeds_e2e.py
 	$(BIN)/python bench/digests.py
 
 clean:

@@ -43,6 +43,7 @@ from alerts.digests import repository as repo
 from alerts.digests.compose import (
     SOURCE_LABELS,
     DigestView,
+    ItemGroup,
     ItemView,
     Section,
     SourceHealth,
@@ -139,21 +140,26 @@ def build_views(data: repo.DigestData, settings: Settings) -> tuple[list[DigestV
             hidden[pair] += count.count
         if pair not in oldest or count.oldest < oldest[pair]:
             oldest[pair] = count.oldest
-    shown: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for digest_id, alert_id, event_id in data.shown:
-        shown[(digest_id, alert_id)].append(event_id)
-    sources: dict[int, list[SourceHealth]] = defaultdict(list)
+    health: dict[int, list[SourceHealth]] = defaultdict(list)
     for source_row in sorted(data.sources, key=lambda r: SOURCE_ORDER.get(r.source, 99)):
-        sources[source_row.target_id].append(
+        health[source_row.target_id].append(
             _source_health(source_row, settings.failure_alert_threshold)
         )
-    # One ItemView per event, shared by every digest of the chunk.
-    items: dict[int, ItemView] = {}
+    sources = {target_id: tuple(rows) for target_id, rows in health.items()}
+    # The groups of items, built and ordered once per distinct set of shown events and
+    # shared by every digest of the chunk that shows that set (most subscribers of a
+    # target see the same events).
+    groups_of: dict[str, tuple[ItemGroup, ...]] = {"": ()}
 
-    def view_of(event_id: int) -> ItemView:
-        if event_id not in items:
-            items[event_id] = item_view(data.events[event_id])
-        return items[event_id]
+    def groups_for(event_ids: str) -> tuple[ItemGroup, ...]:
+        groups = groups_of.get(event_ids)
+        if groups is None:
+            events = sorted(
+                (data.events[e] for e in map(int, event_ids.split(",")) if e in data.events),
+                key=lambda e: order_key(e.section, e.sort_at, e.event_id),
+            )
+            groups = groups_of[event_ids] = group_items(item_view(event) for event in events)
+        return groups
 
     views: list[DigestView] = []
     nothing_left: list[int] = []
@@ -165,19 +171,15 @@ def build_views(data: repo.DigestData, settings: Settings) -> tuple[list[DigestV
         sections = []
         for row in rows:
             pair = (head.digest_id, row.alert_id)
-            events = sorted(
-                (data.events[e] for e in shown.get(pair, ()) if e in data.events),
-                key=lambda e: order_key(e.section, e.sort_at, e.event_id),
-            )
             sections.append(TargetSection(
                 alert_id=row.alert_id,
                 target_slug=row.target_slug,
                 target_name=row.target_name,
-                groups=group_items(view_of(event.event_id) for event in events),
+                groups=groups_for(data.shown.get(pair, "")),
                 counts=dict(counts.get(pair, {})),
                 hidden=hidden.get(pair, 0),
                 since=oldest.get(pair),
-                sources=tuple(sources.get(row.target_id, ())),
+                sources=sources.get(row.target_id, ()),
             ))
         views.append(DigestView(
             digest_id=head.digest_id,

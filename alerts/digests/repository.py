@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, and_, bindparam, case, exists, func, or_, select, true, update
+from sqlalchemy import String, Table, and_, bindparam, case, exists, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -579,7 +579,8 @@ class DigestData:
     heads: list[DigestHead]
     alerts: list[DigestAlertRow]
     counts: list[EntryCount]
-    shown: list[tuple[int, int, int]]  # (digest_id, alert_id, event_id)
+    #: (digest_id, alert_id) -> the ids of the events shown, comma-separated, in no order.
+    shown: dict[tuple[int, int], str]
     events: dict[int, EventRow]
     sources: list[SourceRow]
 
@@ -619,14 +620,21 @@ def load_digest_data(session: Session, digest_ids: Sequence[int]) -> DigestData:
                       Item.kind, ItemEvent.kind)
         )
     ]
-    shown = [
-        (digest_id, alert_id, event_id)
-        for digest_id, alert_id, event_id in session.execute(
-            select(DigestEntry.digest_id, DigestEntry.alert_id, DigestEntry.event_id)
+    # The shown events of each (digest, alert) as one "id,id,..." string: one row per
+    # alert instead of one per event (the rows, not the query, are what a chunk costs),
+    # and a ready key for the digests that show the same events (render.build_views).
+    shown = {
+        (digest_id, alert_id): event_ids
+        for digest_id, alert_id, event_ids in session.execute(
+            select(DigestEntry.digest_id, DigestEntry.alert_id,
+                   func.aggregate_strings(DigestEntry.event_id.cast(String), ","))
             .where(DigestEntry.digest_id.in_(ids), DigestEntry.shown.is_(True))
+            .group_by(DigestEntry.digest_id, DigestEntry.alert_id)
         )
-    ]
-    events = events_by_id(session, (event_id for _d, _a, event_id in shown))
+    }
+    events = events_by_id(
+        session, {int(e) for event_ids in set(shown.values()) for e in event_ids.split(",")}
+    )
     target_ids = sorted({row.target_id for row in alerts})
     sources = [
         SourceRow(target_id, source, last_success, failures or 0, last_error, warnings or [])

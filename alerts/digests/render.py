@@ -24,6 +24,7 @@ from __future__ import annotations
 import binascii
 import logging
 import random
+import re
 import secrets
 import sys
 from collections import defaultdict
@@ -239,10 +240,63 @@ def links_for(view: DigestView, settings: Settings) -> DigestLinks:
 # Subscribers of a target mostly get the same digest body; only the manage and
 # unsubscribe links (signed tokens) are theirs. A body is therefore rendered once per
 # distinct content, with unguessable placeholders for those links, and each email
-# substitutes its own (HTML-escaped in the HTML part). Bounded, per process.
+# fills in its own (HTML-escaped in the HTML part). Bounded, per process.
 _BODY_CACHE_SIZE = 256
-_body_cache: dict[tuple[Any, ...], tuple[str, str]] = {}
 _MARK = f"@@{secrets.token_hex(8)}@@"
+_PLACEHOLDER = re.compile(f"{re.escape(_MARK)}(\\w+){re.escape(_MARK)}")
+
+
+class _PartTemplate:
+    """One part (text or HTML) of a cached body, ready to take each email's links.
+
+    The template's output is normalised and checked once: split at the placeholders
+    into CRLF-terminated pieces, with what a 7bit part needs to know (ASCII, no NUL,
+    the longest line without a link, the fixed length of each line that holds links).
+    An email whose links keep all of that true is one join; any other goes through
+    `_encode_part` with the links substituted, exactly as a fresh render would."""
+
+    __slots__ = ("_raw", "_pieces", "_names", "_plain", "_fixed_longest", "_link_lines")
+
+    def __init__(self, raw: str) -> None:
+        self._raw = raw
+        normal = _normalise(raw)
+        # Even pieces are literal text (CRLF line ends), odd ones placeholder names.
+        split = _PLACEHOLDER.split(normal)
+        self._pieces = [piece.replace("\n", "\r\n") if n % 2 == 0 else piece
+                        for n, piece in enumerate(split)]
+        self._names = split[1::2]
+        fixed_text = "".join(split[0::2])
+        self._plain = fixed_text.isascii() and "\0" not in fixed_text
+        self._fixed_longest = 0
+        #: Per line holding links: (its length without them, the names of its links).
+        self._link_lines: list[tuple[int, list[str]]] = []
+        for line in normal.split("\n"):
+            names = _PLACEHOLDER.findall(line)
+            fixed = len(_PLACEHOLDER.sub("", line))
+            if names:
+                self._link_lines.append((fixed, names))
+            else:
+                self._fixed_longest = max(self._fixed_longest, fixed)
+
+    def encode(self, links: dict[str, str]) -> tuple[str, bytes]:
+        """(Content-Transfer-Encoding, bytes) of this part with these links."""
+        urls = [links[name] for name in self._names]
+        if (
+            self._plain
+            # Only non-empty links without line breaks leave the normalised lines as
+            # they are (an empty one could make "\r" + "\n" one break).
+            and all(url and url.isascii() and url.isprintable() for url in urls)
+            and self._fixed_longest <= MAX_LINE
+            and all(fixed + sum(len(links[name]) for name in names) <= MAX_LINE
+                    for fixed, names in self._link_lines)
+        ):
+            pieces = self._pieces[:]
+            pieces[1::2] = urls
+            return "7bit", "".join(pieces).encode("ascii")
+        return _encode_part(_PLACEHOLDER.sub(lambda m: links[m.group(1)], self._raw))
+
+
+_body_cache: dict[tuple[Any, ...], tuple[_PartTemplate, _PartTemplate]] = {}
 
 
 def _body_key(view: DigestView, settings: Settings) -> tuple[Any, ...]:
@@ -281,10 +335,7 @@ def _render_body_template(
             env.get_template("digest/digest.html").render(context))
 
 
-def render_bodies(view: DigestView, settings: Settings) -> tuple[str, str, str, DigestLinks]:
-    """(subject, text, html, links) of a digest."""
-    subject = subject_for(view)
-    links = links_for(view, settings)
+def _body(view: DigestView, settings: Settings, subject: str) -> tuple[_PartTemplate, ...]:
     key = _body_key(view, settings)
     body = _body_cache.get(key)
     if body is None:
@@ -293,18 +344,12 @@ def render_bodies(view: DigestView, settings: Settings) -> tuple[str, str, str, 
             unsubscribe_all="",
             unsubscribe={s.alert_id: _placeholder(f"u{n}") for n, s in enumerate(view.sections)},
         )
-        body = _render_body_template(view, settings, subject, placeholders)
+        text, html = _render_body_template(view, settings, subject, placeholders)
+        body = (_PartTemplate(text), _PartTemplate(html))
         if len(_body_cache) >= _BODY_CACHE_SIZE:
             _body_cache.clear()
         _body_cache[key] = body
-    text, html = body
-    personal = [("manage", links.manage)] + [
-        (f"u{n}", links.unsubscribe[s.alert_id]) for n, s in enumerate(view.sections)
-    ]
-    for name, url in personal:
-        text = text.replace(_placeholder(name), url)
-        html = html.replace(_placeholder(name), str(escape(url)))
-    return subject, text, html, links
+    return body
 
 
 @lru_cache(maxsize=8)
@@ -313,7 +358,12 @@ def _envelope_sender(mail_from: str) -> str:
 
 
 def render_digest(view: DigestView, settings: Settings, *, date: datetime) -> RenderedDigest:
-    subject, text, html, links = render_bodies(view, settings)
+    subject = subject_for(view)
+    links = links_for(view, settings)
+    text, html = _body(view, settings, subject)
+    personal = {"manage": links.manage} | {
+        f"u{n}": links.unsubscribe[s.alert_id] for n, s in enumerate(view.sections)
+    }
     headers = [
         ("From", settings.mail_from),
         ("To", view.email),
@@ -325,13 +375,17 @@ def render_digest(view: DigestView, settings: Settings, *, date: datetime) -> Re
         ("List-Unsubscribe", f"<{links.unsubscribe_all}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
     ]
+    parts = [
+        ("plain", *text.encode(personal)),
+        ("html", *html.encode({name: str(escape(url)) for name, url in personal.items()})),
+    ]
     return RenderedDigest(
         digest_id=view.digest_id,
         subscriber_id=view.subscriber_id,
         sender=_envelope_sender(settings.mail_from),
         recipient=view.email,
         subject=subject,
-        data=mime_bytes(headers, text, html),
+        data=_assemble(headers, parts),
     )
 
 
@@ -368,15 +422,20 @@ def _header(name: str, value: str) -> bytes:
 MAX_LINE = 998
 
 
-def _encode_part(text: str) -> tuple[str, bytes]:
-    """(Content-Transfer-Encoding, CRLF-terminated bytes) of a part. ASCII text with
-    lines short enough goes as it is (7bit: the common case, nothing to encode or to
-    decode); anything else is quoted-printable (binascii soft-wraps at 76)."""
+def _normalise(text: str) -> str:
     normal = text.replace("\r\n", "\n").replace("\r", "\n")
     # The CRLF before a boundary belongs to the boundary: end the body with a line
     # break of its own so the part keeps its last newline (as the stdlib does).
     if not normal.endswith("\n"):
         normal += "\n"
+    return normal
+
+
+def _encode_part(text: str) -> tuple[str, bytes]:
+    """(Content-Transfer-Encoding, CRLF-terminated bytes) of a part. ASCII text with
+    lines short enough goes as it is (7bit: the common case, nothing to encode or to
+    decode); anything else is quoted-printable (binascii soft-wraps at 76)."""
+    normal = _normalise(text)
     if normal.isascii() and "\0" not in normal and max(map(len, normal.split("\n"))) <= MAX_LINE:
         return "7bit", normal.encode("ascii").replace(b"\n", b"\r\n")
     encoded = binascii.b2a_qp(normal.encode("utf-8"), quotetabs=False, istext=True)
@@ -394,7 +453,16 @@ def mime_bytes(
 ) -> bytes:
     """A multipart/alternative RFC 5322 message (CRLF line ends): text/plain first,
     text/html last, both UTF-8."""
-    parts = [("plain", *_encode_part(text)), ("html", *_encode_part(html))]
+    return _assemble(
+        headers, [("plain", *_encode_part(text)), ("html", *_encode_part(html))],
+        boundary=boundary,
+    )
+
+
+def _assemble(
+    headers: Sequence[tuple[str, str]], parts: Sequence[tuple[str, str, bytes]], *,
+    boundary: str | None = None,
+) -> bytes:
     boundary = boundary or _boundary()
     while any(boundary.encode("ascii") in data for _s, _c, data in parts):
         boundary = _boundary()

@@ -236,3 +236,26 @@ def test_every_line_of_the_message_is_short_and_crlf_terminated() -> None:
     lines = data.split(b"\r\n")
     assert lines[-1] == b""
     assert all(b"\n" not in line and len(line) <= 998 for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("body", "link"),
+    [
+        ("Manage: {link}\nBye\n", "https://alerts.test/manage?token=abc.def"),
+        ("<a href=\"{link}\">x</a>", "https://alerts.test/m?t=1&amp;u=2"),  # no final newline
+        ("line\r\n{link}", "https://alerts.test/m"),  # a link ending the body
+        ("x" * 900 + "{link}\n", "https://alerts.test/" + "t" * 97),  # a line at 998 exactly
+        ("x" * 900 + "{link}\n", "https://alerts.test/" + "t" * 98),  # ... and past it
+        ("line\r{link}\nnext", ""),  # an empty link: CR and LF become one line break
+        ("naïve {link}\n", "https://alerts.test/m"),  # non-ASCII text
+        ("{link}\n", "https://alérts.test/m"),  # a non-ASCII link
+        ("{link} and again {link}\n", "https://alerts.test/m\tx"),
+    ],
+)
+def test_a_cached_body_filled_with_links_encodes_as_a_fresh_render(body: str, link: str) -> None:
+    """The cached body (rendered once, with placeholders) and each email's links give
+    the bytes that encoding the body rendered with those links gives."""
+    from alerts.digests.render import _encode_part, _PartTemplate, _placeholder
+
+    cached = _PartTemplate(body.format(link=_placeholder("manage")))
+    assert cached.encode({"manage": link}) == _encode_part(body.format(link=link))

@@ -88,8 +88,12 @@ def _settings(db_path: Path, smtp_port: int) -> Any:
         _env_file=None,
         database_url=f"sqlite:///{db_path}",
         var_dir=db_path.parent / "var",
-        secret_key="bench-secret-key-0123456789abcdef",
-        public_url="https://alerts.example.org",
+        secret_key="bench-secret-key-0123456789abcdef",  # type: ignore[arg-type]
+        public_url="https://alerts.example.org",  # type: ignore[arg-type]
+        # Only the rss source is polled; should anything reach for the others, it fails
+        # on a name that does not resolve instead of calling a real upstream.
+        pubmed_base_url="http://pubmed.invalid/entrez/eutils",  # type: ignore[arg-type]
+        ctgov_base_url="http://ctgov.invalid/api/v2",  # type: ignore[arg-type]
         smtp_host="127.0.0.1",
         smtp_port=smtp_port,
     )

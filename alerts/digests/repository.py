@@ -585,53 +585,58 @@ class DigestData:
     sources: list[SourceRow]
 
 
+# The statements behind a chunk of digests, built once: the ids go in as one expanding
+# parameter, so a chunk neither rebuilds nor re-keys a statement per query.
+_IDS = bindparam("ids", expanding=True)
+_HEADS = (
+    select(Digest.id, Digest.key, Digest.message_id, Digest.subscriber_id,
+           Subscriber.email, Digest.frequency, Digest.slot_at)
+    .join(Subscriber, Subscriber.id == Digest.subscriber_id)
+    .where(Digest.id.in_(_IDS))
+    .order_by(Digest.id)
+)
+_ALERTS = (
+    select(DigestAlert.digest_id, Alert.id, Alert.status, Alert.timezone, Target.id,
+           Target.slug, Target.name)
+    .join(Alert, Alert.id == DigestAlert.alert_id)
+    .join(Target, Target.id == Alert.target_id)
+    .where(DigestAlert.digest_id.in_(_IDS))
+)
+_COUNTS = (
+    select(DigestEntry.digest_id, DigestEntry.alert_id, DigestEntry.shown, Item.kind,
+           ItemEvent.kind, func.count(), func.min(ItemEvent.created_at))
+    .join(ItemEvent, ItemEvent.id == DigestEntry.event_id)
+    .join(Item, Item.id == ItemEvent.item_id)
+    .where(DigestEntry.digest_id.in_(_IDS))
+    .group_by(DigestEntry.digest_id, DigestEntry.alert_id, DigestEntry.shown,
+              Item.kind, ItemEvent.kind)
+)
+# The shown events of each (digest, alert) as one "id,id,..." string: one row per alert
+# instead of one per event (the rows, not the query, are what a chunk costs), and a
+# ready key for the digests that show the same events (render.build_views).
+_SHOWN = (
+    select(DigestEntry.digest_id, DigestEntry.alert_id,
+           func.aggregate_strings(DigestEntry.event_id.cast(String), ","))
+    .where(DigestEntry.digest_id.in_(_IDS), DigestEntry.shown.is_(True))
+    .group_by(DigestEntry.digest_id, DigestEntry.alert_id)
+)
+
+
 def load_digest_data(session: Session, digest_ids: Sequence[int]) -> DigestData:
-    ids = list(digest_ids)
-    heads = [
-        DigestHead(*row)
-        for row in session.execute(
-            select(Digest.id, Digest.key, Digest.message_id, Digest.subscriber_id,
-                   Subscriber.email, Digest.frequency, Digest.slot_at)
-            .join(Subscriber, Subscriber.id == Digest.subscriber_id)
-            .where(Digest.id.in_(ids))
-            .order_by(Digest.id)
-        )
-    ]
-    alerts = [
-        DigestAlertRow(*row)
-        for row in session.execute(
-            select(DigestAlert.digest_id, Alert.id, Alert.status, Alert.timezone, Target.id,
-                   Target.slug, Target.name)
-            .join(Alert, Alert.id == DigestAlert.alert_id)
-            .join(Target, Target.id == Alert.target_id)
-            .where(DigestAlert.digest_id.in_(ids))
-        )
-    ]
+    """The rows behind these digests (at most CHUNK of them), through the session's
+    connection: Core rows, none of the ORM's result handling, fetched all at once."""
+    ids = {"ids": list(digest_ids)}
+    connection = session.connection()
+    heads = [DigestHead(*row) for row in connection.execute(_HEADS, ids).all()]
+    alerts = [DigestAlertRow(*row) for row in connection.execute(_ALERTS, ids).all()]
     counts = [
         EntryCount(digest_id, alert_id, bool(shown), section_of(item_kind, event_kind),
                    int(count), oldest)
-        for digest_id, alert_id, shown, item_kind, event_kind, count, oldest in session.execute(
-            select(DigestEntry.digest_id, DigestEntry.alert_id, DigestEntry.shown, Item.kind,
-                   ItemEvent.kind, func.count(), func.min(ItemEvent.created_at))
-            .join(ItemEvent, ItemEvent.id == DigestEntry.event_id)
-            .join(Item, Item.id == ItemEvent.item_id)
-            .where(DigestEntry.digest_id.in_(ids))
-            .group_by(DigestEntry.digest_id, DigestEntry.alert_id, DigestEntry.shown,
-                      Item.kind, ItemEvent.kind)
-        )
+        for digest_id, alert_id, shown, item_kind, event_kind, count, oldest
+        in connection.execute(_COUNTS, ids).all()
     ]
-    # The shown events of each (digest, alert) as one "id,id,..." string: one row per
-    # alert instead of one per event (the rows, not the query, are what a chunk costs),
-    # and a ready key for the digests that show the same events (render.build_views).
-    shown = {
-        (digest_id, alert_id): event_ids
-        for digest_id, alert_id, event_ids in session.execute(
-            select(DigestEntry.digest_id, DigestEntry.alert_id,
-                   func.aggregate_strings(DigestEntry.event_id.cast(String), ","))
-            .where(DigestEntry.digest_id.in_(ids), DigestEntry.shown.is_(True))
-            .group_by(DigestEntry.digest_id, DigestEntry.alert_id)
-        )
-    }
+    shown = {(digest_id, alert_id): event_ids
+             for digest_id, alert_id, event_ids in connection.execute(_SHOWN, ids).all()}
     events = events_by_id(
         session, {int(e) for event_ids in set(shown.values()) for e in event_ids.split(",")}
     )

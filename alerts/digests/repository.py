@@ -18,6 +18,7 @@ from sqlalchemy import String, Table, and_, bindparam, case, exists, func, or_, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from alerts.digests.compose import Section, section_of
 from db.models import (
@@ -587,7 +588,7 @@ class DigestData:
 
 # The statements behind a chunk of digests, built once: the ids go in as one expanding
 # parameter, so a chunk neither rebuilds nor re-keys a statement per query.
-_IDS = bindparam("ids", expanding=True)
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
 _HEADS = (
     select(Digest.id, Digest.key, Digest.message_id, Digest.subscriber_id,
            Subscriber.email, Digest.frequency, Digest.slot_at)

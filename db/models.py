@@ -289,7 +289,11 @@ class OutboundMail(TimestampMixin, Base):
     """A transactional mail (confirmation, API token) kept until the server accepts it."""
 
     __tablename__ = "outbound_mails"
-    __table_args__ = (Index("ix_outbound_mails_status", "status", "lease_expires_at"),)
+    __table_args__ = (
+        Index("ix_outbound_mails_status", "status", "lease_expires_at"),
+        # The per-address rate limit counts recent mails of a kind to one recipient.
+        Index("ix_outbound_mails_recipient_kind_created", "recipient", "kind", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
 MAX_PAGE_SIZE = 1000  # the API coerces larger values down to 1,000
+#: The largest answer read: a 1,000-study page of the fields asked for is a few MB, so
+#: only a broken or hostile upstream comes near it, and it is stopped while downloading.
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 #: A re-posted study is searched again for this long before the last poll's date.
 WINDOW_OVERLAP = timedelta(days=2)
 
@@ -175,7 +178,9 @@ class ClinicalTrialsSource:
         version call only costs the skip, never the poll."""
         what = "ctgov version"
         try:
-            response = await self.client.request("GET", f"{self.base_url}/version", what=what)
+            response = await self.client.request(
+                "GET", f"{self.base_url}/version", what=what, max_bytes=MAX_RESPONSE_BYTES
+            )
             stamp = _json_object(response, what).get("dataTimestamp")
         except (SourceError, RetryLater) as exc:
             log.warning("ctgov.version_failed error=%s", exc)
@@ -203,7 +208,11 @@ class ClinicalTrialsSource:
         seen_tokens: set[str] = set()
         while True:
             response = await self.client.request(
-                "GET", f"{self.base_url}/studies", what=what, params=page_params
+                "GET",
+                f"{self.base_url}/studies",
+                what=what,
+                params=page_params,
+                max_bytes=MAX_RESPONSE_BYTES,
             )
             body = _json_object(response, what)
             studies = body.get("studies")

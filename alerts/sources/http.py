@@ -1,5 +1,6 @@
 """The HTTP client every adapter shares: timeouts, a User-Agent naming the product,
-per-host rate limits, and retries with exponential backoff that honour Retry-After.
+per-host rate limits, retries with exponential backoff that honour Retry-After, and an
+optional cap on a body's size enforced while it downloads.
 
 One `UpstreamClient` wraps one `httpx.AsyncClient` (connection pooling across a poll).
 Tests hand in an `httpx.MockTransport` or point the base URLs at a loopback server.
@@ -142,12 +143,19 @@ class UpstreamClient:
         data: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         ok_statuses: frozenset[int] = frozenset({200}),
+        max_bytes: int | None = None,
     ) -> httpx.Response:
         """Send a request, retrying 429/5xx/timeouts with backoff.
 
-        Returns a response whose status is in `ok_statuses`. Raises RetryLater when the
-        upstream stays unavailable (or asks for a long wait), SourceError for any other
-        status. `what` names the call in error messages ("pubmed esearch").
+        Returns a response whose status is in `ok_statuses`, its body read. Raises
+        RetryLater when the upstream stays unavailable (or asks for a long wait),
+        SourceError for any other status. `what` names the call in error messages
+        ("pubmed esearch").
+
+        With `max_bytes`, the body is streamed and the download stops with SourceError as
+        soon as its decoded size (after Content-Encoding, so a gzip bomb counts at its
+        real size) passes the cap; the body is never held in full. A body over the cap is
+        not retried: the same request would bring the same body.
         """
         if self._client is None:
             raise RuntimeError("UpstreamClient used outside 'async with'")
@@ -161,9 +169,14 @@ class UpstreamClient:
             if counter is not None:
                 counter[0] += 1
             try:
-                response = await self._client.request(
-                    method, url, params=params, data=data, headers=headers
-                )
+                if max_bytes is None:
+                    response = await self._client.request(
+                        method, url, params=params, data=data, headers=headers
+                    )
+                else:
+                    response = await self._send_capped(
+                        method, url, params, data, headers, ok_statuses, max_bytes, what
+                    )
             except httpx.TimeoutException:
                 problem, wait = f"{what}: timed out after {self.timeout:g} s", None
             except httpx.TransportError as exc:
@@ -189,8 +202,61 @@ class UpstreamClient:
             await asyncio.sleep(delay)
             attempt += 1
 
+    async def _send_capped(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        data: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        ok_statuses: frozenset[int],
+        max_bytes: int,
+        what: str,
+    ) -> httpx.Response:
+        """One attempt, its body streamed under `max_bytes`; the response comes back read
+        (`.content`, `.text` work as after a plain request) and closed."""
+        assert self._client is not None
+        request = self._client.build_request(
+            method, url, params=params, data=data, headers=headers
+        )
+        response = await self._client.send(request, stream=True)
+        try:
+            # A body we only quote in an error message or skip before a retry is cut at
+            # the cap instead of failing: a huge 503 page must stay a retryable 503.
+            wanted = response.status_code in ok_statuses
+            await _read_capped(response, max_bytes, what=what, strict=wanted)
+        finally:
+            await response.aclose()
+        return response
+
     def _backoff(self, attempt: int) -> float:
         return self.backoff_base * (2**attempt) * (0.5 + random.random() / 2)
+
+
+async def _read_capped(
+    response: httpx.Response, max_bytes: int, *, what: str, strict: bool
+) -> None:
+    """Read a streamed response's decoded body, at most `max_bytes` of it.
+
+    Past the cap: SourceError when `strict`, else the body is kept cut at the cap. The
+    read body is stored where `Response.aread()` stores it, so the response reads as a
+    non-streamed one; httpx has no public way to read a stream partially and keep it.
+    """
+    declared = response.headers.get("Content-Length", "")
+    encoded = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if strict and encoded == "identity" and declared.isdigit() and int(declared) > max_bytes:
+        raise SourceError(f"{what}: body over {max_bytes:,} bytes (Content-Length {declared})")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            if strict:
+                raise SourceError(f"{what}: body over {max_bytes:,} bytes")
+            chunks.append(chunk[: len(chunk) - (size - max_bytes)])
+            break
+        chunks.append(chunk)
+    response._content = b"".join(chunks)
 
 
 def _short(text: str, limit: int = 200) -> str:

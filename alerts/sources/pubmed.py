@@ -52,6 +52,9 @@ LONG_TERM_CHARS = 300
 WINDOW_OVERLAP = timedelta(days=2)
 #: Ids asked of `known_ids` at once (keeps the ingest's IN (...) lists bounded).
 KNOWN_IDS_CHUNK = 1000
+#: The largest answer read: a 200-record EFetch is a few MB, so only a broken or hostile
+#: upstream comes near it, and it is stopped while downloading.
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 #: How long to wait before retrying a window whose records EFetch did not all return.
 MISSING_RECORDS_RETRY_SECONDS = 300.0
 #: How long to wait after NCBI answered 200 with its rate-limit error body.
@@ -215,8 +218,12 @@ class PubMedSource:
     ) -> httpx.Response:
         url = f"{self.base_url}/{endpoint}"
         if post:
-            return await self.client.request("POST", url, what=what, data=params)
-        return await self.client.request("GET", url, what=what, params=params)
+            return await self.client.request(
+                "POST", url, what=what, data=params, max_bytes=MAX_RESPONSE_BYTES
+            )
+        return await self.client.request(
+            "GET", url, what=what, params=params, max_bytes=MAX_RESPONSE_BYTES
+        )
 
 
 def search_window(

@@ -4,7 +4,8 @@ HTTP semantics first, so an unchanged feed costs one small request and no parse:
 conditional GET (`If-None-Match`, `If-Modified-Since`; 304 = nothing new), a body whose
 SHA-256 equals the last one counts as unchanged too, 301/308 report the URL to store,
 410 reports the feed gone. Redirects are followed here (the shared client does not), at
-most `REDIRECT_LIMIT` hops.
+most `REDIRECT_LIMIT` hops. A body is downloaded only up to `max_body_bytes` (decoded):
+past it that feed fails, and nothing bigger is ever held in memory.
 
 Fetches run concurrently (at most `concurrency` in flight, `per_host_concurrency` to one
 host) through the shared
@@ -314,12 +315,7 @@ class FeedSource:
         if status == 304:
             return _Fetched(unchanged)
 
-        body = response.content
-        if len(body) > self._max_body_bytes:
-            raise _FeedFailed(
-                f"feed {ref.url}: body too large ({len(body):,} bytes, "
-                f"limit {self._max_body_bytes:,})"
-            )
+        body = response.content  # at most max_body_bytes: the client stops past it
         digest = hashlib.sha256(body).hexdigest()
         if digest == ref.content_hash:
             # A server without validators, or one whose ETag changes on every request.
@@ -354,7 +350,12 @@ class FeedSource:
                 raise _FeedFailed(f"feed {url}: not an http(s) URL")
             async with slots.for_url(url):
                 response = await self._client.request(
-                    "GET", url, what=f"feed {url}", headers=headers, ok_statuses=HANDLED_STATUSES
+                    "GET",
+                    url,
+                    what=f"feed {url}",
+                    headers=headers,
+                    ok_statuses=HANDLED_STATUSES,
+                    max_bytes=self._max_body_bytes,
                 )
             status = response.status_code
             if status not in REDIRECTS:

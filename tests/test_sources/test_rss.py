@@ -597,7 +597,7 @@ def test_body_over_the_size_cap_is_refused_unparsed() -> None:
 
     assert (
         only_failed(result)[0].error
-        == f"feed {ATOM_URL}: body too large (2,255 bytes, limit 1,000)"
+        == f"feed {ATOM_URL}: body over 1,000 bytes (Content-Length 2255)"
     )
     assert spy.calls == []
 

@@ -8,8 +8,12 @@ Why it is built this way:
 - ESearch lists at most 9,999 ids of one result, so a window holding more is halved until
   every part fits; a single day that still holds more is taken as far as ESearch goes,
   with a warning that says so.
-- A record that ESearch listed but EFetch did not return fails the poll with RetryLater:
-  the cursor must never move past a record that was not delivered.
+- A record that ESearch listed but EFetch did not return holds the window: the records
+  that did come back are delivered, and the cursor keeps its window (and counts the miss
+  in `cursor["missing"]`), so the next poll searches the same days again, fetching only
+  what is not stored yet. A record missing in `MISSING_POLLS_BEFORE_SKIP` consecutive
+  polls is given up with a warning, so one record NCBI never serves cannot block the
+  source for good; it is still fetched while ESearch lists it, in case it turns up.
 - `tool`, `email` and `api_key` go on every call (NCBI's usage policy); rate limits and
   retries live in the shared UpstreamClient, not here.
 """
@@ -55,8 +59,8 @@ KNOWN_IDS_CHUNK = 1000
 #: The largest answer read: a 200-record EFetch is a few MB, so only a broken or hostile
 #: upstream comes near it, and it is stopped while downloading.
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
-#: How long to wait before retrying a window whose records EFetch did not all return.
-MISSING_RECORDS_RETRY_SECONDS = 300.0
+#: Consecutive polls a listed record may be missing from EFetch before it is skipped.
+MISSING_POLLS_BEFORE_SKIP = 3
 #: How long to wait after NCBI answered 200 with its rate-limit error body.
 RATE_LIMITED_RETRY_SECONDS = 60.0
 
@@ -133,14 +137,19 @@ class PubMedSource:
         ids = list(dict.fromkeys(await self._search(term, start, end, warnings)))
         wanted = _unknown(ids, known_ids)
         items: list[FetchedItem] = []
+        missing: list[str] = []
         for offset in range(0, len(wanted), self.batch_size):
-            items.extend(await self._efetch(wanted[offset : offset + self.batch_size]))
+            batch = wanted[offset : offset + self.batch_size]
+            fetched = await self._efetch(batch)
+            items.extend(fetched)
+            returned = {item.external_id for item in fetched}
+            missing.extend(pmid for pmid in batch if pmid not in returned)
             if progress is not None:
-                progress(EFETCH, len(items), len(wanted))
+                progress(EFETCH, offset + len(batch), len(wanted))
 
         return PollResult(
             items=items,
-            cursor={"window_end": end.isoformat()},
+            cursor=next_cursor(cursor, start=start, end=end, missing=missing, warnings=warnings),
             warnings=tuple(dict.fromkeys(warnings)),
             # Read from the shared client: exact when this poll is the client's only user
             # at the time (retries included), an over-count when polls run side by side.
@@ -192,15 +201,8 @@ class PubMedSource:
         if not response.content.strip():
             raise RetryLater(f"{EFETCH}: empty response body", seconds=RATE_LIMITED_RETRY_SECONDS)
         by_id = {item.external_id: item for item in parse_efetch(response.content)}
-        missing = [pmid for pmid in ids if pmid not in by_id]
-        if missing:
-            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-            raise RetryLater(
-                f"{EFETCH}: {len(missing)} of {len(ids)} requested records missing from the "
-                f"answer ({shown}); the window will be searched again",
-                seconds=MISSING_RECORDS_RETRY_SECONDS,
-            )
-        return [by_id[pmid] for pmid in ids]
+        # In the order asked; a requested id not answered is the caller's to count.
+        return [by_id[pmid] for pmid in ids if pmid in by_id]
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -242,6 +244,56 @@ def search_window(
                 f"PubMed cursor window_end={stored!r} unreadable; searched from {start}"
             )
     return min(start, end), end
+
+
+def next_cursor(
+    cursor: Mapping[str, Any],
+    *,
+    start: date,
+    end: date,
+    missing: Sequence[str],
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The cursor after a poll of [start, end] in which EFetch did not return `missing`.
+
+    `cursor["missing"]` counts, per PMID, the consecutive polls it has been missing; an id
+    answered (or no longer listed) drops out. While an id is missing for fewer than
+    `MISSING_POLLS_BEFORE_SKIP` polls, the window does not advance: the cursor is set so
+    the next poll starts at `start` again. Ids past that count are reported once and no
+    longer hold the window.
+    """
+    before = _missing_counts(cursor.get("missing"))
+    counts = {pmid: before.get(pmid, 0) + 1 for pmid in missing}
+    holding = sorted(pmid for pmid, count in counts.items() if count < MISSING_POLLS_BEFORE_SKIP)
+    for pmid, count in counts.items():
+        if count == MISSING_POLLS_BEFORE_SKIP:
+            warnings.append(f"PubMed listed PMID {pmid} but never returned it; skipped")
+    if holding:
+        shown = ", ".join(holding[:5]) + (" ..." if len(holding) > 5 else "")
+        warnings.append(
+            f"{EFETCH}: {len(holding)} listed records not returned ({shown}); the window "
+            f"from {start.isoformat()} will be searched again"
+        )
+        # search_window starts WINDOW_OVERLAP before window_end: this end restarts at
+        # `start`, also on a first poll, whose `since` moves on with the clock.
+        window_end = start + WINDOW_OVERLAP
+    else:
+        window_end = end
+    next_state: dict[str, Any] = {"window_end": window_end.isoformat()}
+    if counts:
+        next_state["missing"] = counts
+    return next_state
+
+
+def _missing_counts(stored: Any) -> dict[str, int]:
+    """`cursor["missing"]` as {pmid: count}; anything unreadable counts as not missing."""
+    if not isinstance(stored, Mapping):
+        return {}
+    return {
+        str(pmid): count
+        for pmid, count in stored.items()
+        if isinstance(count, int) and not isinstance(count, bool) and count > 0
+    }
 
 
 def _utc(moment: datetime) -> datetime:

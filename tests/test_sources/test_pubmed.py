@@ -714,16 +714,6 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
         pytest.param(recorded("esummary_error_no_id.xml"), SourceError,
                      "pubmed efetch: expected <PubmedArticleSet>, got <eSummaryResult>: "
                      "Neither query_key nor id specified", id="recorded-eutils-error"),
-        pytest.param(efetch_leaving_out("40000001"), RetryLater,
-                     "pubmed efetch: 1 of 3 requested records missing from the answer "
-                     "(40000001)", id="missing-record"),
-        pytest.param(body(article_set([])), RetryLater,
-                     "pubmed efetch: 3 of 3 requested records missing", id="no-records"),
-        pytest.param(body(article_set([synthetic_article("40000000").replace(
-                          "<PMID>40000000</PMID>", "")] + [synthetic_article("40000001"),
-                                                           synthetic_article("40000002")])),
-                     RetryLater, "pubmed efetch: 1 of 3 requested records missing",
-                     id="record-without-pmid"),
         pytest.param(body(b""), RetryLater, "pubmed efetch: empty response body",
                      id="empty-body"),
     ],
@@ -736,15 +726,131 @@ def test_efetch_failures(answer: Handler, error: type[Exception], message: str) 
     assert str(raised).startswith(message)
 
 
-def test_a_missing_record_in_a_later_batch_fails_the_whole_poll() -> None:
-    # Nothing of the window is returned, so the cursor cannot move past the lost record;
-    # the next poll searches the same window again.
+# -- records ESearch lists but EFetch does not return ------------------------------------------
+
+HELD_CURSOR = {"window_end": "2025-06-10"}  # searched from 06-08 to today, 06-11
+HELD_START = "2025/06/08"
+
+
+@pytest.mark.parametrize(
+    ("answer", "returned", "missing"),
+    [
+        pytest.param(efetch_leaving_out("40000001"), ["40000000", "40000002"], ["40000001"],
+                     id="missing-record"),
+        pytest.param(body(article_set([])), [], ["40000000", "40000001", "40000002"],
+                     id="no-records"),
+        pytest.param(body(article_set([synthetic_article("40000000").replace(
+                          "<PMID>40000000</PMID>", "")] + [synthetic_article("40000001"),
+                                                           synthetic_article("40000002")])),
+                     ["40000001", "40000002"], ["40000000"], id="record-without-pmid"),
+    ],
+)
+def test_a_missing_record_holds_the_window_and_the_rest_is_delivered(
+    answer: Handler, returned: list[str], missing: list[str]
+) -> None:
+    eutils = FakeEutils(esearch=esearch_ids(ids(3)), efetch=answer)
+
+    result = run_poll(eutils, cursor=HELD_CURSOR)
+
+    assert [item.external_id for item in result.items] == returned
+    # Same window_end: the next poll searches from the same day again.
+    assert result.cursor == {**HELD_CURSOR, "missing": dict.fromkeys(missing, 1)}
+    assert any(w.startswith(f"pubmed efetch: {len(missing)} listed records not returned ("
+                            f"{', '.join(missing)}); the window from 2025-06-08 will be "
+                            "searched again") for w in result.warnings)
+
+
+def test_a_first_poll_with_a_missing_record_restarts_at_since() -> None:
+    # `since` moves on with the clock, so the held cursor must name the window itself.
+    eutils = FakeEutils(esearch=esearch_ids(ids(2)), efetch=efetch_leaving_out("40000001"))
+
+    first = run_poll(eutils)
+    run_poll(eutils, cursor=dict(first.cursor), since=SINCE + timedelta(days=1),
+             now=NOW + timedelta(days=1))
+
+    searched = [sent.window[0] for sent in eutils.calls("esearch.fcgi")]
+    assert searched == ["2025/06/04", "2025/06/04"]
+
+
+def test_a_missing_record_in_a_later_batch_keeps_the_other_batches() -> None:
     eutils = FakeEutils(esearch=esearch_ids(ids(450)), efetch=efetch_leaving_out("40000420"))
 
-    raised = failing_poll(eutils, RetryLater)
+    result = run_poll(eutils, cursor=HELD_CURSOR)
 
-    assert isinstance(raised, RetryLater) and raised.seconds == 300
     assert len(eutils.calls("efetch.fcgi")) == 3
+    assert len(result.items) == 449
+    assert result.cursor == {**HELD_CURSOR, "missing": {"40000420": 1}}
+
+
+def poll_in_turn(eutils: FakeEutils, days: int) -> list[PollResult]:
+    """One poll a day, each handed the last cursor, with what was delivered stored."""
+    stored: set[str] = set()
+    cursor: dict[str, Any] = dict(HELD_CURSOR)
+    results = []
+    for day in range(days):
+        result = run_poll(eutils, cursor=cursor, known=set(stored),
+                          now=NOW + timedelta(days=day))
+        stored.update(item.external_id for item in result.items)
+        cursor = dict(result.cursor)
+        results.append(result)
+    return results
+
+
+def test_a_record_never_returned_is_skipped_after_three_polls() -> None:
+    eutils = FakeEutils(esearch=esearch_ids(ids(3)), efetch=efetch_leaving_out("40000001"))
+
+    results = poll_in_turn(eutils, 4)
+
+    # Held for two polls (the same window searched again), given up on the third.
+    assert [sent.window[0] for sent in eutils.calls("esearch.fcgi")] == [
+        HELD_START, HELD_START, HELD_START, "2025/06/11"]
+    assert [r.cursor for r in results] == [
+        {"window_end": "2025-06-10", "missing": {"40000001": 1}},
+        {"window_end": "2025-06-10", "missing": {"40000001": 2}},
+        {"window_end": "2025-06-13", "missing": {"40000001": 3}},
+        # Still listed in the overlap: still asked for, but it no longer holds anything.
+        {"window_end": "2025-06-14", "missing": {"40000001": 4}},
+    ]
+    skipped = "PubMed listed PMID 40000001 but never returned it; skipped"
+    assert [skipped in r.warnings for r in results] == [False, False, True, False]
+    # Stored records are not fetched again; the missing one is asked for every time.
+    assert [sent.ids for sent in eutils.calls("efetch.fcgi")] == [
+        ids(3), ["40000001"], ["40000001"], ["40000001"]]
+    assert [item.external_id for r in results for item in r.items] == ["40000000", "40000002"]
+
+
+def test_a_record_missing_once_is_delivered_by_the_next_poll() -> None:
+    eutils = FakeEutils(esearch=esearch_ids(ids(3)),
+                        efetch=in_turn(efetch_leaving_out("40000001"), synthetic_efetch))
+
+    first, second = poll_in_turn(eutils, 2)
+
+    assert [item.external_id for item in first.items] == ["40000000", "40000002"]
+    assert [item.external_id for item in second.items] == ["40000001"]
+    assert second.cursor == {"window_end": "2025-06-12"}  # advanced, nothing left to count
+    assert not any("listed" in warning for warning in second.warnings)
+
+
+@pytest.mark.parametrize(
+    ("stored", "missing", "expected"),
+    [
+        pytest.param({"40000001": 2}, ["40000002"], {"40000002": 1},
+                     id="an-id-answered-drops-out"),
+        pytest.param({"40000001": 1}, ["40000001", "40000002"], {"40000001": 2, "40000002": 1},
+                     id="counts-per-id"),
+        pytest.param("garbage", ["40000001"], {"40000001": 1}, id="unreadable-map"),
+        pytest.param({"40000001": "two", "40000002": True}, ["40000001", "40000002"],
+                     {"40000001": 1, "40000002": 1}, id="unreadable-counts"),
+    ],
+)
+def test_missing_counts_are_consecutive_per_id(
+    stored: Any, missing: list[str], expected: dict[str, int]
+) -> None:
+    eutils = FakeEutils(esearch=esearch_ids(ids(3)), efetch=efetch_leaving_out(*missing))
+
+    result = run_poll(eutils, cursor={**HELD_CURSOR, "missing": stored})
+
+    assert result.cursor == {**HELD_CURSOR, "missing": expected}
 
 
 def test_billion_laughs_fails_in_little_memory() -> None:

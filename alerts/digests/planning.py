@@ -206,12 +206,18 @@ def plan_chunk(
 
     created = utc_now()
     digest_rows = []
+    #: Subscribers of the same targets mostly get the same counts, so the same subject.
+    subjects: dict[tuple[object, ...], str] = {}
     for group in todo:
         parts = sorted(
             ((alert.target_name, counts.get(alert.alert_id, {})) for alert in group.alerts),
             key=lambda part: part[0],
         )
         total = sum(sum(part[1].values()) for part in parts)
+        shape = (group.frequency, *((name, *part.items()) for name, part in parts))
+        subject = subjects.get(shape)
+        if subject is None:
+            subject = subjects[shape] = subject_line(parts, group.frequency)
         wanted = total > 0 or any(alert.send_when_empty for alert in group.alerts)
         digest_rows.append({
             "key": group.key,
@@ -221,7 +227,7 @@ def plan_chunk(
             "status": repo.PENDING if wanted else repo.EMPTY,
             "attempts": 0,
             "message_id": message_id(group.subscriber_id, group.frequency, group.slot_at, host),
-            "subject": subject_line(parts, group.frequency),
+            "subject": subject,
             "item_count": total,
             "created_at": created,
         })

@@ -117,16 +117,13 @@ def active_alerts(
         .where(Alert.subscriber_id.in_(subscriber_ids))
         .order_by(Alert.subscriber_id, Alert.id)
     )
+    # The columns are DueAlert's fields in order, then the status (plain tuples: the
+    # rows' named access costs more than building the alert).
     return [
-        DueAlert(
-            alert_id=row[0], subscriber_id=row.subscriber_id, target_id=row.target_id,
-            target_name=row.name, frequency=row.frequency, weekday=row.weekday,
-            send_hour=row.send_hour, timezone=row.timezone, max_items=row.max_items,
-            send_when_empty=row.send_when_empty, activated_at=row.activated_at,
-        )
-        for row in session.execute(statement)
-        if row.status == "active" and row.activated_at is not None
-        and (frequency is None or row.frequency == frequency)
+        DueAlert(*row[:11])
+        for row in cast(list[Any], session.execute(statement).all())
+        if row[11] == "active" and row[10] is not None
+        and (frequency is None or row[4] == frequency)
     ]
 
 

@@ -101,12 +101,20 @@ def latest_slot(
     return slot
 
 
+@lru_cache(maxsize=256)
+def _slot_text(slot_at: datetime) -> tuple[str, str]:
+    """A slot in UTC as the key and the Message-ID write it (planning formats the same
+    few slots for every subscriber)."""
+    utc = slot_at.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%MZ}", f"{utc:%Y%m%dT%H%MZ}"
+
+
 def digest_key(subscriber_id: int, frequency: str, slot_at: datetime) -> str:
     """The idempotency key of a digest: one per subscriber, frequency and slot."""
-    return f"{subscriber_id}:{frequency}:{slot_at.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
+    return f"{subscriber_id}:{frequency}:{_slot_text(slot_at)[0]}"
 
 
 def message_id(subscriber_id: int, frequency: str, slot_at: datetime, host: str) -> str:
     """A Message-ID derived from the digest key, so a retried send carries the same one
     and a receiver can drop the duplicate (a key's `:` is not allowed in a msg-id)."""
-    return f"<digest.{subscriber_id}.{frequency}.{slot_at.astimezone(UTC):%Y%m%dT%H%MZ}@{host}>"
+    return f"<digest.{subscriber_id}.{frequency}.{_slot_text(slot_at)[1]}@{host}>"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -44,7 +45,7 @@ from alerts.sources.base import (
     SourceName,
     TargetQuery,
 )
-from alerts.sources.http import UpstreamClient
+from alerts.sources.http import UpstreamClient, counting_requests
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,24 @@ class ClinicalTrialsSource:
         known_ids: KnownIds | None = None,
         progress: Progress | None = None,
     ) -> PollResult:
-        # The shared client counts every attempt; the difference is this poll's share.
-        # (Polls running concurrently on the same client would blur it.)
-        sent_before = self.client.requests_sent
+        # Counted per poll (retries included) by the client's context counter, as every
+        # adapter does: polls of other sources may share the client meanwhile.
+        with counting_requests() as sent:
+            result = await self._poll(
+                target, cursor, now=now, since=since, known_ids=known_ids, progress=progress
+            )
+        return replace(result, requests=sent[0])
+
+    async def _poll(
+        self,
+        target: TargetQuery,
+        cursor: Mapping[str, Any],
+        *,
+        now: datetime,
+        since: datetime,
+        known_ids: KnownIds | None = None,
+        progress: Progress | None = None,
+    ) -> PollResult:
         data_timestamp = await self._data_timestamp()
         if (
             data_timestamp is not None
@@ -146,8 +162,7 @@ class ClinicalTrialsSource:
             return PollResult(
                 items=[],
                 cursor=dict(cursor),
-                requests=self.client.requests_sent - sent_before,
-                skipped=True,
+                    skipped=True,
             )
 
         start = _window_start(cursor, since)
@@ -170,7 +185,6 @@ class ClinicalTrialsSource:
                 "data_timestamp": data_timestamp,
             },
             warnings=warnings,
-            requests=self.client.requests_sent - sent_before,
         )
 
     async def _data_timestamp(self) -> str | None:

@@ -24,6 +24,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -41,7 +42,7 @@ from alerts.sources.base import (
     SourceName,
     TargetQuery,
 )
-from alerts.sources.http import UpstreamClient
+from alerts.sources.http import UpstreamClient, counting_requests
 from alerts.sources.xml import element_text, parse_xml
 
 DEFAULT_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
@@ -127,10 +128,27 @@ class PubMedSource:
         known_ids: KnownIds | None = None,
         progress: Progress | None = None,
     ) -> PollResult:
+        # Counted per poll (retries included) by the client's context counter, as every
+        # adapter does: polls of other sources may share the client meanwhile.
+        with counting_requests() as sent:
+            result = await self._poll(
+                target, cursor, now=now, since=since, known_ids=known_ids, progress=progress
+            )
+        return replace(result, requests=sent[0])
+
+    async def _poll(
+        self,
+        target: TargetQuery,
+        cursor: Mapping[str, Any],
+        *,
+        now: datetime,
+        since: datetime,
+        known_ids: KnownIds | None = None,
+        progress: Progress | None = None,
+    ) -> PollResult:
         term = (target.pubmed_query or "").strip()
         if not term:
             raise SourceError(f"pubmed: target {target.slug!r} has no PubMed query")
-        sent_before = self.client.requests_sent
         warnings: list[str] = []
         start, end = search_window(cursor, now=now, since=since, warnings=warnings)
 
@@ -151,9 +169,6 @@ class PubMedSource:
             items=items,
             cursor=next_cursor(cursor, start=start, end=end, missing=missing, warnings=warnings),
             warnings=tuple(dict.fromkeys(warnings)),
-            # Read from the shared client: exact when this poll is the client's only user
-            # at the time (retries included), an over-count when polls run side by side.
-            requests=self.client.requests_sent - sent_before,
         )
 
     # -- ESearch -------------------------------------------------------------------------

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel
+
+from alerts.items.schemas import ChangeOut
 
 
 class DigestStatus(StrEnum):
@@ -15,12 +16,6 @@ class DigestStatus(StrEnum):
     failed = "failed"  # refused for good (or given up after many temporary refusals)
     empty = "empty"  # nothing new and no send_when_empty: recorded, not sent
     cancelled = "cancelled"  # the address bounced or every alert ended before sending
-
-
-class ChangeOut(BaseModel):
-    field: str
-    old: Any = None
-    new: Any = None
 
 
 class PreviewItem(BaseModel):

@@ -12,7 +12,7 @@ import email.policy
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from email.message import EmailMessage
-from email.utils import formataddr, parseaddr
+from email.utils import parseaddr
 from typing import Protocol
 
 #: RFC 5322 lines may be 998 characters; folding at 78 would split List-Unsubscribe over
@@ -78,7 +78,3 @@ def build_message(
     if html is not None:
         message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     return message
-
-
-def display_address(name: str, address: str) -> str:
-    return formataddr((name, address))

@@ -17,6 +17,7 @@ from alerts.deps import SessionDep
 from alerts.digests import repository as repo
 from alerts.digests.compose import group_items, order_key
 from alerts.digests.render import item_view
+from alerts.targets.repository import by_slug
 from alerts.templating import environment
 
 router = APIRouter(tags=["pages"])
@@ -49,7 +50,7 @@ def target_items_page(
     if moment is None:
         return _page(400, error="The link is damaged: `since` is not a date and time.",
                      target=None, groups=(), since=None, truncated=False, **common)
-    target = repo.find_target(session, slug)
+    target = by_slug(session, slug)
     if target is None:
         return _page(404, error="There is no such target.", target=None, groups=(),
                      since=moment, truncated=False, **common)

@@ -701,7 +701,3 @@ def digest_alert_ids(session: Session, digest_ids: Sequence[int]) -> dict[int, l
         ):
             found.setdefault(digest_id, []).append(alert_id)
     return found
-
-
-def find_target(session: Session, slug: str) -> Target | None:
-    return session.scalars(select(Target).where(Target.slug == slug)).one_or_none()

@@ -73,12 +73,18 @@ def migrated_engine(settings: Settings) -> Iterator[Engine]:
         try:
             current = is_current(engine)
         except OperationalError as exc:
-            raise fail(f"cannot reach the database: {exc.orig}") from None
+            raise _unreachable(exc) from None
         if not current:
             raise fail("the database is not migrated: run `alerts db upgrade` first")
         yield engine
     finally:
         engine.dispose()
+
+
+def _unreachable(exc: OperationalError) -> typer.Exit:
+    # The driver's text may span lines (psycopg adds "\n\tIs the server running ..."): the
+    # command still prints one line.
+    return fail(f"cannot reach the database: {' '.join(str(exc.orig).split())}")
 
 
 def _ensure_sqlite_dir(settings: Settings) -> None:
@@ -87,7 +93,12 @@ def _ensure_sqlite_dir(settings: Settings) -> None:
         if path and path != ":memory:":
             from pathlib import Path
 
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            directory = Path(path).parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise fail(f"cannot create the database's directory {directory}: "
+                           f"{exc.strerror}") from None
 
 
 def _migrate(settings: Settings) -> None:
@@ -96,7 +107,7 @@ def _migrate(settings: Settings) -> None:
     try:
         upgrade(engine)
     except OperationalError as exc:
-        raise fail(f"cannot reach the database: {exc.orig}") from None
+        raise _unreachable(exc) from None
     finally:
         engine.dispose()
 

@@ -225,6 +225,31 @@ def test_an_unmigrated_database_says_to_run_the_upgrade(
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("database", "message"),
+    [
+        ("postgresql", "error: cannot reach the database: connection failed: "),
+        ("sqlite-under-a-file", "error: cannot create the database's directory "),
+    ],
+)
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["poll"], ["targets", "list"]])
+def test_a_database_that_cannot_be_opened_is_one_line(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database: str,
+    message: str, args: list[str],
+) -> None:
+    if database == "postgresql":
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/alerts"
+    else:
+        (tmp_path / "a-file").write_text("")
+        url = f"sqlite:///{tmp_path / 'a-file' / 'var' / 'alerts.db'}"
+    monkeypatch.setenv("ALERTS_DATABASE_URL", url)
+    outcome = invoke(*args)
+    assert outcome.exit_code == 1
+    [line] = outcome.stderr.splitlines()
+    assert line.startswith(message)
+    assert outcome.stdout == ""
+
+
 def _feed_urls(db_url: str) -> list[str]:
     engine = make_engine(db_url)
     with engine.connect() as connection:

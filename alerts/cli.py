@@ -387,17 +387,25 @@ def _progress_bar() -> Iterator[Callable[[str, int, int | None], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     rows: dict[str, object] = {}
-    with Progress(
+    bar = Progress(
         "{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=Console(stderr=True),
-    ) as bar:
+    )
 
-        def update(what: str, done: int, total: int | None) -> None:
-            if what not in rows:
-                rows[what] = bar.add_task(what, total=total)
-            bar.update(rows[what], completed=done, total=total)  # type: ignore[arg-type]
+    def update(what: str, done: int, total: int | None) -> None:
+        if what not in rows:
+            if not rows:
+                bar.start()
+            rows[what] = bar.add_task(what, total=total)
+        bar.update(rows[what], completed=done, total=total)  # type: ignore[arg-type]
 
+    # Started on the first report only: a backfill that fails before fetching anything
+    # (unknown target, unmigrated database) prints its error line and no empty bar.
+    try:
         yield update
+    finally:
+        if rows:
+            bar.stop()
 
 
 @targets_app.command("list")

@@ -121,6 +121,14 @@ def test_bad_poll_arguments_fail_with_one_line(
     assert all(not f.calls for f in fakes.values())
 
 
+def test_a_backfill_that_fetches_nothing_prints_only_its_error(
+    invoke: Invoke, fakes: dict[SourceName, FakeSource]
+) -> None:
+    outcome = invoke("backfill", "--target", "nope", "--since", "2024-01-01")
+    assert outcome.exit_code == 1
+    assert outcome.stderr == "error: unknown target 'nope'\n"  # no empty progress bar
+
+
 def test_backfill_fetches_from_the_date_and_reports(
     invoke: Invoke, fakes: dict[SourceName, FakeSource]
 ) -> None:

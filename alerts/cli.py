@@ -48,10 +48,6 @@ HostOption = Annotated[str, typer.Option("--host", help="Address to bind.")]
 PortOption = Annotated[int, typer.Option("--port", help="Port to bind.")]
 
 
-class CommandFailed(Exception):
-    """The command could not do its job; the message is the one line shown."""
-
-
 def fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
@@ -247,7 +243,7 @@ def digests_send(
             settings,
             make_mailer(settings),
             now=moment,
-            owner=f"cli-{socket.gethostname()}-{os.getpid()}",
+            owner=_lease_owner(),
             frequency=frequency,
         )
     typer.echo(
@@ -281,8 +277,8 @@ def _source_or_exit(value: str | None) -> SourceName | None:
         raise fail(f"unknown source {value!r}: choose pubmed, ctgov or rss") from None
 
 
-def _poll_owner() -> str:
-    """The lease owner of this command's polls: unique per host and process."""
+def _lease_owner() -> str:
+    """The lease owner of this command's polls and sends: unique per host and process."""
     return f"cli-{socket.gethostname()}-{os.getpid()}"
 
 
@@ -332,7 +328,7 @@ def _run_poll(
         try:
             return poll(
                 make_sessionmaker(engine), settings, source=source, target_slug=target_slug,
-                owner=_poll_owner(), since=since, progress=progress,
+                owner=_lease_owner(), since=since, progress=progress,
             )
         except AlertsError as exc:
             raise fail(_detail(exc)) from None

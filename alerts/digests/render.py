@@ -96,16 +96,13 @@ class RenderedBatch:
 
 
 def item_view(event: repo.EventRow) -> ItemView:
-    section = event.section
-    date = event.created_at if section is Section.trial_updates else (
-        event.published_at or event.created_at
-    )
     return ItemView(
         event_id=event.event_id,
-        section=section,
+        section=event.section,
         title=" ".join(event.title.split()) or event.external_id,
         source_label=item_source_label(event.source, event.feed_title),
-        date=date,
+        # The date shown is the one the section is ordered by.
+        date=event.sort_at,
         url=canonical_url(event.source, event.external_id, event.url),
         matched_terms=tuple(event.matched_terms),
         changes=describe_changes(event.changes) if event.event_kind == "updated" else (),

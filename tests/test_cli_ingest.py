@@ -217,6 +217,8 @@ def test_feeds_add_refuses_bad_input_and_keeps_what_is_there(
         ["targets", "list"],
         ["targets", "add", "kras-g12c", "--name", "KRAS"],
         ["feeds", "add", "https://news.example/x.xml", "--target", SLUG],
+        ["serve"],
+        ["scheduler"],
     ],
 )
 def test_an_unmigrated_database_says_to_run_the_upgrade(

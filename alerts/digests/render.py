@@ -99,7 +99,7 @@ def item_view(event: repo.EventRow) -> ItemView:
     return ItemView(
         event_id=event.event_id,
         section=event.section,
-        title=" ".join(event.title.split()) or event.external_id,
+        title=one_line(event.title) or event.external_id,
         source_label=item_source_label(event.source, event.feed_title),
         # The date shown is the one the section is ordered by.
         date=event.sort_at,
@@ -116,7 +116,7 @@ def _source_health(row: repo.SourceRow, threshold: int) -> SourceHealth:
         last_success_at=row.last_success_at,
         consecutive_failures=row.consecutive_failures,
         failing=row.consecutive_failures >= threshold,
-        last_error=" ".join(row.last_error.split())[:200] if row.last_error else None,
+        last_error=one_line(row.last_error)[:200] if row.last_error else None,
         warnings=tuple(row.warnings),
     )
 

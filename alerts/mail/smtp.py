@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import getaddresses
 
 from alerts.mail.base import (
     POLICY,
@@ -219,7 +220,5 @@ def _is_ascii(sender: str, recipients: list[str]) -> bool:
 
 
 def _addresses(message: EmailMessage) -> list[tuple[str, str]]:
-    from email.utils import getaddresses
-
     fields = [str(v) for key in ("To", "Cc", "Bcc") for v in message.get_all(key, [])]
     return getaddresses(fields)

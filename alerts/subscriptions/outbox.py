@@ -35,7 +35,6 @@ from alerts.mail.base import (
     Mailer,
     MailError,
     PermanentMailError,
-    TemporaryMailError,
     envelope_sender,
 )
 from alerts.mail.factory import make_mailer
@@ -167,7 +166,7 @@ def deliver(
             except PermanentMailError as exc:
                 _mark_failed(session_factory, mail_id, owner, str(exc), now, bounced=recipient)
                 consecutive_failures = 0
-            except (TemporaryMailError, MailError) as exc:
+            except MailError as exc:  # temporary, or not known to be permanent: retried
                 _mark_retry(session_factory, mail_id, owner, str(exc), now)
                 consecutive_failures += 1
             else:

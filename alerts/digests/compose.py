@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from alerts.sources.ctgov import TRACKED_FIELD_LABELS, format_tracked_value
+from alerts.sources.trial_fields import TRACKED_FIELD_LABELS, format_tracked_value
 
 
 class Section(StrEnum):

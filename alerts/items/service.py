@@ -27,7 +27,7 @@ from alerts.items import repository
 from alerts.items.schemas import ChangeOut, ItemEventOut, ItemOut, ItemPage
 from alerts.matching import matcher_for
 from alerts.sources.base import FetchedItem, ItemKind, SourceName
-from alerts.sources.ctgov import TRACKED_FIELD_LABELS
+from alerts.sources.trial_fields import TRACKED_FIELD_LABELS
 from alerts.targets.service import get_target_by_slug
 from db.models import Item
 

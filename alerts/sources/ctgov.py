@@ -80,29 +80,6 @@ STUDY_FIELDS: tuple[str, ...] = (
     "LocationCountry",
 )
 
-#: The `FetchedItem.tracked` keys, i.e. the fields whose change is a trial update, with
-#: the label a digest shows before "old -> new".
-TRACKED_FIELD_LABELS: dict[str, str] = {
-    "overall_status": "Overall status",
-    "phases": "Phases",
-    "has_results": "Results posted",
-    "enrollment": "Enrollment",
-    "primary_completion_date": "Primary completion date",
-    "countries": "Countries",
-}
-
-
-def format_tracked_value(value: Any) -> str:
-    """A tracked value as a digest line shows it: lists joined, booleans as yes/no."""
-    if value is None or value == []:
-        return "none"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list | tuple):
-        return ", ".join(str(part) for part in value)
-    return str(value)
-
-
 class ClinicalTrialsSource:
     """The ClinicalTrials.gov adapter; see the module docstring for the protocol."""
 
@@ -352,7 +329,7 @@ def parse_study(study: Any) -> FetchedItem | None:
             "countries": countries,
         },
         # Plain JSON values (str, list, bool, int, None) so the stored copy compares
-        # equal to a fresh parse of an unchanged study. Keys: TRACKED_FIELD_LABELS.
+        # equal to a fresh parse of an unchanged study. Keys: trial_fields.TRACKED_FIELD_LABELS.
         tracked={
             "overall_status": overall_status,
             "phases": phases,

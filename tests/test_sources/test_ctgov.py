@@ -21,13 +21,9 @@ from alerts.sources.base import (
     SourceName,
     TargetQuery,
 )
-from alerts.sources.ctgov import (
-    STUDY_FIELDS,
-    TRACKED_FIELD_LABELS,
-    ClinicalTrialsSource,
-    format_tracked_value,
-)
+from alerts.sources.ctgov import STUDY_FIELDS, ClinicalTrialsSource
 from alerts.sources.http import UpstreamClient
+from alerts.sources.trial_fields import TRACKED_FIELD_LABELS, format_tracked_value
 from tests.conftest import make_settings
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "upstream" / "ctgov"

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -45,7 +44,7 @@ from alerts.sources.base import (
     SourceName,
     TargetQuery,
 )
-from alerts.sources.http import UpstreamClient, counting_requests
+from alerts.sources.http import UpstreamClient, counts_requests
 
 log = logging.getLogger(__name__)
 
@@ -101,25 +100,8 @@ class ClinicalTrialsSource:
     def is_configured_for(self, target: TargetQuery) -> bool:
         return bool(_searches(target))
 
+    @counts_requests
     async def poll(
-        self,
-        target: TargetQuery,
-        cursor: Mapping[str, Any],
-        *,
-        now: datetime,
-        since: datetime,
-        known_ids: KnownIds | None = None,
-        progress: Progress | None = None,
-    ) -> PollResult:
-        # Counted per poll (retries included) by the client's context counter, as every
-        # adapter does: polls of other sources may share the client meanwhile.
-        with counting_requests() as sent:
-            result = await self._poll(
-                target, cursor, now=now, since=since, known_ids=known_ids, progress=progress
-            )
-        return replace(result, requests=sent[0])
-
-    async def _poll(
         self,
         target: TargetQuery,
         cursor: Mapping[str, Any],

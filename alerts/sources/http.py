@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec
 
 import httpx
 
 from alerts import __version__
-from alerts.sources.base import RetryLater, SourceError
+from alerts.sources.base import PollResult, RetryLater, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,24 @@ def counting_requests() -> Iterator[list[int]]:
         yield counter
     finally:
         _request_counter.reset(token)
+
+
+P = ParamSpec("P")
+
+
+def counts_requests(
+    poll: Callable[P, Coroutine[Any, Any, PollResult]],
+) -> Callable[P, Coroutine[Any, Any, PollResult]]:
+    """Decorate an adapter's `poll` so its result reports the requests it sent (retries
+    included), counted per poll even when other sources' polls share the client."""
+
+    @functools.wraps(poll)
+    async def counted(*args: P.args, **kwargs: P.kwargs) -> PollResult:
+        with counting_requests() as sent:
+            result = await poll(*args, **kwargs)
+        return replace(result, requests=sent[0])
+
+    return counted
 
 
 def host_key(url: str | httpx.URL) -> str:

@@ -24,7 +24,6 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -42,7 +41,7 @@ from alerts.sources.base import (
     SourceName,
     TargetQuery,
 )
-from alerts.sources.http import UpstreamClient, counting_requests
+from alerts.sources.http import UpstreamClient, counts_requests
 from alerts.sources.xml import element_text, parse_xml
 
 DEFAULT_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
@@ -118,25 +117,8 @@ class PubMedSource:
     def is_configured_for(self, target: TargetQuery) -> bool:
         return bool(target.pubmed_query and target.pubmed_query.strip())
 
+    @counts_requests
     async def poll(
-        self,
-        target: TargetQuery,
-        cursor: Mapping[str, Any],
-        *,
-        now: datetime,
-        since: datetime,
-        known_ids: KnownIds | None = None,
-        progress: Progress | None = None,
-    ) -> PollResult:
-        # Counted per poll (retries included) by the client's context counter, as every
-        # adapter does: polls of other sources may share the client meanwhile.
-        with counting_requests() as sent:
-            result = await self._poll(
-                target, cursor, now=now, since=since, known_ids=known_ids, progress=progress
-            )
-        return replace(result, requests=sent[0])
-
-    async def _poll(
         self,
         target: TargetQuery,
         cursor: Mapping[str, Any],

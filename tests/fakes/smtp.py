@@ -1,6 +1,7 @@
 """A real SMTP server in-process (aiosmtpd) that records what it accepts and can be
-told to refuse: temporarily (4xx), permanently (5xx) per address, or by dropping the
-connection, and to block until released (for crash tests).
+told to refuse: temporarily (4xx), permanently (5xx) per address or every address, or
+by dropping the connection, and to block until released (for crash tests). With
+`smtputf8=True` it offers SMTPUTF8 (RFC 6531, internationalised addresses).
 
 aiosmtpd does not offer PIPELINING (RFC 2920), so `PipeliningSmtpServer` is a small
 asyncio server that does, driven by the same `RecordingHandler` settings, and that counts
@@ -12,7 +13,7 @@ import asyncio
 import socket
 import threading
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
+from email import message_from_bytes, message_from_string, policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -25,9 +26,15 @@ class Received:
     sender: str
     recipients: list[str]
     data: bytes
+    #: The client asked for SMTPUTF8 in MAIL FROM.
+    smtputf8: bool = False
 
     @property
     def message(self) -> EmailMessage:
+        if self.smtputf8:  # headers in UTF-8 (RFC 6532)
+            return message_from_string(  # type: ignore[return-value]
+                self.data.decode("utf-8"), policy=policy.default
+            )
         return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
 
 
@@ -36,17 +43,20 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     #: address -> SMTP reply for RCPT TO, e.g. "550 5.1.1 no such user" or "451 try later".
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
+    #: The reply to every RCPT TO (a relay refusing everything), e.g. "550 5.7.1 denied".
+    refuse_every_rcpt: str | None = None
     #: Reply for the next N DATA commands instead of accepting ("451 4.3.0 busy").
     fail_data: list[str] = field(default_factory=list)
-    #: Drop the connection at DATA, N times.
+    #: Drop the connection at DATA, N times (after accepting `drop_after` more messages).
     drop_data: int = 0
+    drop_after: int = 0
     #: When set, DATA waits on it before accepting (the test kills the client meanwhile).
     gate: threading.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
-        reply = self.refuse_rcpt.get(address.lower())
+        reply = self.refuse_rcpt.get(address.lower()) or self.refuse_every_rcpt
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -59,14 +69,17 @@ class RecordingHandler:
             while not self.gate.is_set():
                 await asyncio.sleep(0.01)
         with self.lock:
-            if self.drop_data > 0:
+            if self.drop_data > 0 and self.drop_after > 0:
+                self.drop_after -= 1
+            elif self.drop_data > 0:
                 self.drop_data -= 1
                 server.transport.close()
                 return "421 closing"
             if self.fail_data:
                 return self.fail_data.pop(0)
             self.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content),
+                         smtputf8=bool(envelope.smtp_utf8))
             )
         return "250 Message accepted"
 
@@ -87,12 +100,13 @@ def free_port() -> int:
 class SmtpServer:
     """`with SmtpServer() as smtp: ...`; `smtp.port`, `smtp.handler.received`."""
 
-    def __init__(self, handler: RecordingHandler | None = None, port: int | None = None) -> None:
+    def __init__(self, handler: RecordingHandler | None = None, port: int | None = None, *,
+                 smtputf8: bool = False) -> None:
         self.handler = handler or RecordingHandler()
         self.port = port or free_port()
         self._controller = Controller(
             self.handler, hostname="127.0.0.1", port=self.port,
-            data_size_limit=50 * 1024 * 1024,
+            data_size_limit=50 * 1024 * 1024, enable_SMTPUTF8=smtputf8,
         )
 
     def __enter__(self) -> SmtpServer:
@@ -167,7 +181,7 @@ class _PipeliningProtocol(asyncio.Protocol):
             address = argument.split(":", 1)[1].strip().strip("<>")
             if self.sender == "":
                 return "503 5.5.1 MAIL first"
-            reply = self.handler.refuse_rcpt.get(address.lower())
+            reply = self.handler.refuse_rcpt.get(address.lower()) or self.handler.refuse_every_rcpt
             if reply:
                 return reply
             self.recipients.append(address)

@@ -15,7 +15,11 @@ which case it is in:
   marked bounced (`held`);
 - a refusal that is about no address (the sender refused, the login refused) opens
   the breaker at once;
-- the run ends without either: the held refusals were the addresses' (`settle`).
+- the run ends without either: the held refusals were the addresses' (`settle`),
+  unless the relay took nothing at all in the run and refused at least two different
+  addresses for good (a small run against a relay refusing everything; the price of
+  that rule is that two dead addresses alone in a run are retried a few more times
+  before they are given up, without a bounce).
 
 One breaker lives for one run (of digests or of the outbox); the next run starts
 closed, so a relay that recovers is used again at once.
@@ -32,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Different addresses refused for good, with nothing taken, that make a run's refusals
+#: the relay's rather than the addresses' (one alone is taken at its word).
+MIN_TO_JUDGE = 2
+
 
 class RelayBreaker(Generic[T]):
     """One run's view of the relay. `T` is what the caller needs to record a held
@@ -44,6 +52,8 @@ class RelayBreaker(Generic[T]):
         self.reason: str | None = None
         self._held: list[tuple[T, str]] = []
         self._streak: set[str] = set()
+        self._refused: set[str] = set()
+        self._took_any = False
 
     @property
     def open(self) -> bool:
@@ -52,6 +62,7 @@ class RelayBreaker(Generic[T]):
     def accepted(self) -> list[tuple[T, str]]:
         """The relay took a message: the refusals held so far (item, error) were
         about their addresses."""
+        self._took_any = True
         self._streak.clear()
         confirmed, self._held = self._held, []
         return confirmed
@@ -59,6 +70,7 @@ class RelayBreaker(Generic[T]):
     def refused(self, item: T, recipient: str, error: Exception) -> None:
         """A permanent refusal of `recipient`: held until the relay shows it works."""
         self._held.append((item, str(error)))
+        self._refused.add(recipient.lower())
         self.not_taken(recipient, error)
 
     def not_taken(self, recipient: str, error: Exception) -> None:
@@ -83,6 +95,9 @@ class RelayBreaker(Generic[T]):
     def settle(self) -> list[tuple[T, str]]:
         """At the end of a run the breaker did not stop: the held refusals were about
         their addresses. (An open breaker settles nothing: see `held`.)"""
+        if not self.open and not self._took_any and len(self._refused) >= MIN_TO_JUDGE:
+            self._trip(f"the SMTP relay refused every message of this run ({len(self._refused)} "
+                       f"addresses; last: {self._held[-1][1]})")
         if self.open:
             return []
         return self.accepted()

@@ -144,7 +144,9 @@ class DatabaseCollector(Collector):
         yield self._feeds_failing(session)
         yield self._items(session)
         yield self._digests(session)
+        yield self._digests_retrying(session)
         yield self._outbox(session)
+        yield self._outbox_failed(session)
         yield self._heartbeats(session, now)
 
     def _source_totals(self, session: Session) -> Iterator[Metric]:
@@ -255,6 +257,32 @@ class DatabaseCollector(Collector):
             counts[status] = count
         for status, count in sorted(counts.items()):
             family.add_metric([status], float(count))
+        return family
+
+    def _digests_retrying(self, session: Session) -> Metric:
+        family = GaugeMetricFamily(
+            "alerts_digests_retrying",
+            "Pending digests the SMTP relay did not take at least once (refused for now, "
+            "unreachable, or refusing everything); each run retries them. Their "
+            "last_error is in GET /api/v1/digests?status=pending.",
+        )
+        count = session.scalar(
+            select(func.count()).select_from(Digest)
+            .where(Digest.status == "pending", Digest.attempts > 0)
+        )
+        family.add_metric([], float(count or 0))
+        return family
+
+    def _outbox_failed(self, session: Session) -> Metric:
+        family = GaugeMetricFamily(
+            "alerts_outbound_mails_failed",
+            "Confirmation and token mails not sent for good: refused for the address, "
+            "retried too often, or not deliverable through the relay (last_error says).",
+        )
+        count = session.scalar(
+            select(func.count()).select_from(OutboundMail).where(OutboundMail.status == "failed")
+        )
+        family.add_metric([], float(count or 0))
         return family
 
     def _outbox(self, session: Session) -> Metric:

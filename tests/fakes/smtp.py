@@ -1,6 +1,6 @@
 """A real SMTP server in-process (aiosmtpd) that records what it accepts and can be
-told to refuse: temporarily (4xx), permanently (5xx) per address or every address, or
-by dropping the connection, and to block until released (for crash tests). With
+told to refuse: temporarily (4xx), permanently (5xx) per address, every address or
+the sender, or by dropping the connection, and to block until released (for crash tests). With
 `smtputf8=True` it offers SMTPUTF8 (RFC 6531, internationalised addresses).
 
 aiosmtpd does not offer PIPELINING (RFC 2920), so `PipeliningSmtpServer` is a small
@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, message_from_string, policy
 from email.message import EmailMessage
@@ -45,6 +47,8 @@ class RecordingHandler:
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
     #: The reply to every RCPT TO (a relay refusing everything), e.g. "550 5.7.1 denied".
     refuse_every_rcpt: str | None = None
+    #: The reply to every MAIL FROM (a relay refusing our sender).
+    refuse_every_mail: str | None = None
     #: Reply for the next N DATA commands instead of accepting ("451 4.3.0 busy").
     fail_data: list[str] = field(default_factory=list)
     #: Drop the connection at DATA, N times (after accepting `drop_after` more messages).
@@ -53,6 +57,14 @@ class RecordingHandler:
     #: When set, DATA waits on it before accepting (the test kills the client meanwhile).
     gate: threading.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str:
+        if self.refuse_every_mail:
+            return self.refuse_every_mail
+        envelope.mail_from = address  # what aiosmtpd does without this hook
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
@@ -261,5 +273,34 @@ class PipeliningSmtpServer:
         self._loop.close()
 
 
-__all__ = ["PipeliningSmtpServer", "RecordingHandler", "Received", "SMTPProtocol",
-           "SmtpServer", "free_port"]
+class RaisingMailer:
+    """Wraps a mailer: its connections raise an error no SMTP reply explains (the one
+    smtplib raised for an internationalised address) for messages to `address`, and
+    send everything else through `inner`."""
+
+    def __init__(self, inner: Any, address: str) -> None:
+        self.inner = inner
+        self.address = address
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        with self.inner.connect() as connection:
+            yield _RaisingConnection(connection, self.address)
+
+
+class _RaisingConnection:
+    def __init__(self, connection: Any, address: str) -> None:
+        self.connection = connection
+        self.address = address
+
+    def send(self, message: EmailMessage) -> None:  # pragma: no cover - unused
+        self.connection.send(message)
+
+    def send_raw(self, sender: str, recipients: list[str], data: bytes) -> None:
+        if self.address in recipients:
+            raise UnicodeEncodeError("ascii", self.address, 0, 1, "ordinal not in range(128)")
+        self.connection.send_raw(sender, recipients, data)
+
+
+__all__ = ["PipeliningSmtpServer", "RaisingMailer", "RecordingHandler", "Received",
+           "SMTPProtocol", "SmtpServer", "free_port"]

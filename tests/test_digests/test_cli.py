@@ -79,3 +79,45 @@ def test_an_unmigrated_database_says_what_to_do(
     code, _out, err = send(env, "--now", "2026-05-01T08:00:00Z")
     assert code == 1
     assert "alerts db upgrade" in err
+
+
+def test_an_address_the_relay_cannot_carry_fails_alone_and_the_run_succeeds(
+    post: Post, env: dict[str, str]
+) -> None:
+    with post.seed() as make:
+        target = make.target("her2-x", "HER2 exon 20")
+        for address in ("reader@example.org", "用户@例子.广告", "user@exämple.com"):
+            make.alert(make.subscriber(address), target)
+        make.event(make.item("publication"), target, at=T0 + timedelta(hours=1))
+    code, out, _err = send(env, "--now", "2026-05-01T08:00:00Z")
+    assert (code, out.strip()) == (
+        0, "sent 2 digests to 2 addresses (planned 3, empty 0, pending 0, failed 1)")
+    assert sorted(r for m in post.smtp.handler.received for r in m.recipients) == [
+        "reader@example.org", "user@xn--exmple-cua.com"]
+    assert send(env, "--now", "2026-05-01T08:30:00Z")[:2] == (
+        0, "sent 0 digests to 0 addresses (planned 0, empty 0, pending 0, failed 0)\n")
+
+
+def test_a_relay_refusing_everything_stops_the_run_with_one_clear_line(
+    post: Post, env: dict[str, str]
+) -> None:
+    with post.seed() as make:
+        target = make.target("her2-x", "HER2 exon 20")
+        for n in range(8):
+            make.alert(make.subscriber(f"reader{n}@example.org"), target)
+        make.event(make.item("publication"), target, at=T0 + timedelta(hours=1))
+    post.smtp.handler.refuse_every_rcpt = "550 5.7.1 relaying denied"
+    code, out, err = send(env, "--now", "2026-05-01T08:00:00Z")
+    assert code == 1
+    assert out.strip() == "sent 0 digests to 0 addresses (planned 8, empty 0, pending 8, failed 0)"
+    [line] = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert line == (
+        "error: stopped: the SMTP relay took none of 5 messages in a row to different addresses "
+        "(last: SMTP 550 for reader4@example.org: 5.7.1 relaying denied); nobody was "
+        "marked bounced, and 8 digests stay pending for the next run")
+    assert "mail.relay_refusing run=digests" in err  # the log line
+
+    post.smtp.handler.refuse_every_rcpt = None
+    code, out, _err = send(env, "--now", "2026-05-01T08:10:00Z")
+    assert (code, out.strip()) == (
+        0, "sent 8 digests to 8 addresses (planned 0, empty 0, pending 0, failed 0)")

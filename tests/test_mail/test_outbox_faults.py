@@ -5,22 +5,19 @@ and marks nobody bounced; nothing is lost or sent twice once the relay is back."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.mail.base import MailConnection, build_message
+from alerts.mail.base import build_message
 from alerts.mail.smtp import SmtpMailer
 from alerts.subscriptions import outbox
 from alerts.subscriptions.outbox import flush_outbox, queue_mail
 from db.clock import utc_now
 from db.models import Subscriber
 from db.session import transaction
-from tests.fakes.smtp import SmtpServer
+from tests.fakes.smtp import RaisingMailer, SmtpServer
 from tests.test_subscriptions.harness import Harness, harness
 
 __all__ = ["harness"]
@@ -76,43 +73,17 @@ def test_international_addresses_never_hold_up_the_mails_behind_them(
         assert error is not None and "SMTPUTF8" in error
         # The relay's limit, not the address's fault.
         assert _mail_status(harness, UTF8_LOCAL) == "ok"
+        assert "alerts_outbound_mails_failed 1.0" in harness.client.get("/metrics").text
     # Nothing is left to send, or sent again.
     later = utc_now() + timedelta(days=1)
     assert flush_outbox(harness.session_factory, _mailer(harness.smtp.port), owner="s",
                         now=later) == 0
 
 
-class FailingFor:
-    """A mailer whose connection raises an unexpected error for one address."""
-
-    def __init__(self, inner: SmtpMailer, address: str) -> None:
-        self.inner = inner
-        self.address = address
-
-    @contextmanager
-    def connect(self) -> Iterator[Any]:
-        address = self.address
-
-        class _Connection:
-            def __init__(self, connection: MailConnection) -> None:
-                self.connection = connection
-
-            def send(self, message: Any) -> None:  # pragma: no cover - unused
-                self.connection.send(message)
-
-            def send_raw(self, sender: str, recipients: list[str], data: bytes) -> None:
-                if address in recipients:
-                    raise UnicodeEncodeError("ascii", address, 0, 1, "not ASCII")
-                self.connection.send_raw(sender, recipients, data)
-
-        with self.inner.connect() as connection:
-            yield _Connection(connection)
-
-
 def test_an_unexpected_error_fails_that_mail_and_the_batch_goes_on(harness: Harness) -> None:
     _queue(harness.session_factory, "first@example.org", "broken@example.org",
            "last@example.org")
-    mailer = FailingFor(_mailer(harness.smtp.port), "broken@example.org")
+    mailer = RaisingMailer(_mailer(harness.smtp.port), "broken@example.org")
 
     assert flush_outbox(harness.session_factory, mailer, owner="s") == 2
 

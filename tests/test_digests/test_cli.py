@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,7 @@ from typer.testing import CliRunner
 
 from alerts.cli import app
 from tests.conftest import TEST_SECRET
-from tests.test_digests.conftest import Post
-from tests.test_digests.factories import T0
+from tests.test_digests.conftest import Post, readers_with_news
 
 runner = CliRunner()
 
@@ -37,12 +35,9 @@ def send(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 def test_send_prints_what_went_out_and_a_second_run_sends_nothing(
     post: Post, env: dict[str, str]
 ) -> None:
+    readers_with_news(post, [f"reader{n}@example.org" for n in range(2)])
     with post.seed() as make:
-        target = make.target("her2-x", "HER2 exon 20")
-        for n in range(2):
-            make.alert(make.subscriber(f"reader{n}@example.org"), target)
         make.alert(make.subscriber("quiet@example.org"), make.target("kras", "KRAS"))
-        make.event(make.item("publication"), target, at=T0 + timedelta(hours=1))
     code, out, _err = send(env, "--now", "2026-05-01T10:00:00+02:00")
     assert code == 0
     assert out.strip() == (
@@ -84,11 +79,7 @@ def test_an_unmigrated_database_says_what_to_do(
 def test_an_address_the_relay_cannot_carry_fails_alone_and_the_run_succeeds(
     post: Post, env: dict[str, str]
 ) -> None:
-    with post.seed() as make:
-        target = make.target("her2-x", "HER2 exon 20")
-        for address in ("reader@example.org", "用户@例子.广告", "user@exämple.com"):
-            make.alert(make.subscriber(address), target)
-        make.event(make.item("publication"), target, at=T0 + timedelta(hours=1))
+    readers_with_news(post, ["reader@example.org", "用户@例子.广告", "user@exämple.com"])
     code, out, _err = send(env, "--now", "2026-05-01T08:00:00Z")
     assert (code, out.strip()) == (
         0, "sent 2 digests to 2 addresses (planned 3, empty 0, pending 0, failed 1)")
@@ -101,11 +92,7 @@ def test_an_address_the_relay_cannot_carry_fails_alone_and_the_run_succeeds(
 def test_a_relay_refusing_everything_stops_the_run_with_one_clear_line(
     post: Post, env: dict[str, str]
 ) -> None:
-    with post.seed() as make:
-        target = make.target("her2-x", "HER2 exon 20")
-        for n in range(8):
-            make.alert(make.subscriber(f"reader{n}@example.org"), target)
-        make.event(make.item("publication"), target, at=T0 + timedelta(hours=1))
+    readers_with_news(post, [f"reader{n}@example.org" for n in range(8)])
     post.smtp.handler.refuse_every_rcpt = "550 5.7.1 relaying denied"
     code, out, err = send(env, "--now", "2026-05-01T08:00:00Z")
     assert code == 1

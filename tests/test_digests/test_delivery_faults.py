@@ -30,8 +30,7 @@ from db.models import Subscriber
 from scheduler.jobs import JOBS, JobContext, JobFields
 from scheduler.runner import SchedulerRunner
 from tests.fakes.smtp import RaisingMailer, SmtpServer
-from tests.test_digests.conftest import ADMIN_TOKEN, Post
-from tests.test_digests.factories import T0
+from tests.test_digests.conftest import ADMIN_TOKEN, Post, readers_with_news
 
 SLOT1 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 READERS = [f"reader{n}@example.org" for n in range(4)]
@@ -103,14 +102,6 @@ FAULTS = {
 }
 
 
-def _seed(post: Post, addresses: list[str]) -> None:
-    with post.seed() as make:
-        target = make.target("her2-x", "HER2 exon 20")
-        for address in addresses:
-            make.alert(make.subscriber(address), target)
-        make.event(make.item("publication"), target, at=T0 + timedelta(hours=2))
-
-
 def _run_job(post: Post, relay: SmtpServer, fault: Fault, at: datetime) -> JobFields:
     """The scheduler's digests job at `at`; returns the fields of its log line."""
     mailer: Any = SmtpMailer(host="127.0.0.1", port=relay.port, timeout=5)
@@ -155,7 +146,7 @@ def _bounced(post: Post) -> list[str]:
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_smtp_faults_lose_nothing_double_nothing_and_show(post: Post, name: str) -> None:
     fault = FAULTS[name]
-    _seed(post, fault.addresses)
+    readers_with_news(post, fault.addresses)
     with SmtpServer(smtputf8=fault.smtputf8) as relay:
         fault.arrange(relay)
         report = _run_job(post, relay, fault, SLOT1)

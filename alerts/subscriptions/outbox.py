@@ -216,7 +216,8 @@ def deliver(
                 _bounce(session_factory, owner, breaker.accepted(), now)
     _bounce(session_factory, owner, breaker.settle(), now)
     for (mail_id, _recipient), error in breaker.held:  # the relay's fault, not theirs
-        _mark_retry(session_factory, mail_id, owner, error, now)
+        _mark_retry(session_factory, mail_id, owner,
+                    f"{error} (not counted against the address: {breaker.reason})", now)
     return sent
 
 

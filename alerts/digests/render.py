@@ -410,9 +410,9 @@ def _header(name: str, value: str) -> bytes:
     value = one_line(value) if name == "Subject" else value
     if value.isascii() and value.isprintable() and len(name) + len(value) < 996:
         return f"{name}: {value}\r\n".encode("ascii")
-    # Encoded words (RFC 2047) for anything else, exactly as EmailMessage would write it.
-    folded = POLICY.header_factory(name, value).fold(policy=POLICY)
-    return folded.encode("ascii")
+    # Encoded words (RFC 2047) for anything else, exactly as EmailMessage would write it
+    # (an internationalised address in UTF-8, RFC 6532: see alerts.mail.base.POLICY).
+    return POLICY.fold_binary(name, POLICY.header_factory(name, value))
 
 
 #: Longest line a 7bit part may have (RFC 5322: 998 characters before CRLF).

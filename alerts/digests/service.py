@@ -13,6 +13,12 @@ duplicate. A temporary refusal leaves the digest pending for the next run; a per
 one marks it failed and the address bounced. A lease that expired (a sender killed
 mid-batch) is taken over; a sent digest is never claimed again.
 
+One message never stops the run: an address the relay cannot carry, or any error while
+sending one digest, fails that digest alone (reason in `last_error`) and the run goes
+on. A relay that takes nothing at all (every address refused, a refused sender, the
+server unreachable) opens the run's breaker (alerts.mail.breaker): the run stops, its
+digests stay pending for a later run, and nobody is marked bounced.
+
 Planning and sending are interleaved: the first chunk is planned before anything is
 sent; the next ones are planned by a worker between its render batches (inline: here,
 whenever nothing is left to claim), so sending starts at once and no process idles.
@@ -41,7 +47,14 @@ from alerts.digests.render import RenderedBatch, RenderedDigest, RenderFailure
 from alerts.digests.schemas import DigestOut, DigestPage, DigestStatus
 from alerts.digests.workers import Workers
 from alerts.errors import Unprocessable
-from alerts.mail.base import MailConnection, Mailer, PermanentMailError, TemporaryMailError
+from alerts.mail.base import (
+    AddressNotSupported,
+    MailConnection,
+    Mailer,
+    PermanentMailError,
+    TemporaryMailError,
+)
+from alerts.mail.breaker import RelayBreaker
 from db.clock import utc_now
 from db.models import Alert
 from db.session import transaction
@@ -53,7 +66,8 @@ log = logging.getLogger(__name__)
 SEND_CHUNK = 200
 #: Temporary refusals after which a digest is given up (status failed, no bounce).
 GIVE_UP_AFTER = 20
-#: Temporary failures in a row after which the run stops: the server is not taking mail.
+#: Digests in a row, to different addresses, that the relay did not take (refused for
+#: good or for now, or unreachable) after which the run stops: it is taking no mail.
 ABORT_AFTER = 5
 #: Runs sending at least this many digests (pending, or planned in the first chunk)
 #: render in worker processes.
@@ -77,6 +91,9 @@ class SendReport:
     cancelled: int = 0
     #: Why the run stopped early (e.g. the SMTP server could not be reached).
     error: str | None = None
+    #: The run stopped because the relay took no mail (`error` says why); what it
+    #: refused was not counted against the addresses.
+    relay_refusing: bool = False
 
 
 # --- sending --------------------------------------------------------------------------
@@ -112,6 +129,9 @@ def send_due(
     report.planned, report.empty = planner.report.planned, planner.report.empty
     with transaction(session_factory) as session:
         report.pending = repo.count_pending(session, frequency)
+    if report.relay_refusing:
+        report.error = (f"stopped: {report.error}; nobody was marked bounced, and "
+                        f"{report.pending} digests stay pending for the next run")
     return report
 
 
@@ -233,7 +253,7 @@ class _Delivery:
         self.bounced: set[int] = set()
         #: Subscribers sent to (ids: the smallest exact record of distinct addresses).
         self.addresses: set[int] = set()
-        self.temporary_in_a_row = 0
+        self.breaker: RelayBreaker[RenderedDigest] = RelayBreaker(ABORT_AFTER, run="digests")
 
     def run(self) -> None:
         session = self.session_factory()
@@ -254,6 +274,7 @@ class _Delivery:
             try:
                 sent_log.close()
             finally:
+                self._settle_held(session)
                 self._release_unfinished(session)
                 session.close()
                 self.report.addresses = len(self.addresses)
@@ -327,48 +348,86 @@ class _Delivery:
     ) -> None:
         digest_id = rendered.digest_id
         if isinstance(rendered, RenderFailure):
-            with session.begin():
-                repo.mark_failed(session, digest_id, owner=self.owner, error=rendered.error)
-            self.report.failed += 1
-            self.unfinished.discard(digest_id)
+            self._fail(session, digest_id, rendered.error)
             return
         if rendered.subscriber_id in self.bounced:
             self._cancel(session, [digest_id], "not sent: the address bounced")
             return
+        if any(held.subscriber_id == rendered.subscriber_id
+               for held, _error in self.breaker.held):
+            return  # refused this run already: released, and cancelled if it bounced
         try:
             connection.send_raw(rendered.sender, [rendered.recipient], rendered.data)
-        except TemporaryMailError as exc:
-            with session.begin():
-                status = repo.mark_retry(session, digest_id, owner=self.owner,
-                                         error=str(exc), give_up_after=GIVE_UP_AFTER)
-            self.unfinished.discard(digest_id)
-            if status == repo.FAILED:
-                self.report.failed += 1
-            else:
-                self.report.deferred += 1
-            self.temporary_in_a_row += 1
-            if self.temporary_in_a_row >= ABORT_AFTER:
-                self.report.error = (
-                    f"stopped after {ABORT_AFTER} temporary failures in a row: {exc}"
-                )
-                raise _Abort from None
+        except AddressNotSupported as exc:  # this relay cannot carry it: no retry
+            self._fail(session, digest_id, str(exc))
             return
+        except TemporaryMailError as exc:
+            self._retry(session, digest_id, str(exc))
+            self.breaker.not_taken(rendered.recipient, exc)
         except PermanentMailError as exc:
+            if exc.recipient is None:  # not about the address: whatever we send
+                self._retry(session, digest_id, str(exc))
+                self.breaker.refuses_everything(exc)
+            else:  # held until the relay shows it takes mail (alerts.mail.breaker)
+                self.breaker.refused(rendered, rendered.recipient, exc)
+        except Exception as exc:  # noqa: BLE001 - fails this digest, not the run
+            log.exception("digest %s could not be sent", digest_id)
+            self._fail(session, digest_id, f"unexpected error: {type(exc).__name__}: {exc}")
+            self.breaker.not_taken(rendered.recipient, exc)
+        else:
+            # Accepted: recorded right away (by the sent log's thread).
+            sent_log.add(digest_id, rendered.subject)
+            self.unfinished.discard(digest_id)
+            self.report.sent += 1
+            self.addresses.add(rendered.subscriber_id)
+            self._bounce(session, self.breaker.accepted())
+        if self.breaker.open:
+            raise _Abort  # reported by _settle_held
+
+    def _fail(self, session: Session, digest_id: int, error: str) -> None:
+        with session.begin():
+            repo.mark_failed(session, digest_id, owner=self.owner, error=error)
+        self.report.failed += 1
+        self.unfinished.discard(digest_id)
+
+    def _retry(self, session: Session, digest_id: int, error: str) -> None:
+        with session.begin():
+            status = repo.mark_retry(session, digest_id, owner=self.owner,
+                                     error=error, give_up_after=GIVE_UP_AFTER)
+        self.unfinished.discard(digest_id)
+        if status == repo.FAILED:
+            self.report.failed += 1
+        else:
+            self.report.deferred += 1
+
+    def _bounce(self, session: Session, refused: list[tuple[RenderedDigest, str]]) -> None:
+        """Permanent refusals that were their addresses': the digest fails and the
+        address is marked bounced (nothing more goes to it)."""
+        for rendered, error in refused:
             with session.begin():
-                repo.mark_failed(session, digest_id, owner=self.owner, error=str(exc))
-                repo.bounce_subscriber(session, rendered.subscriber_id, error=str(exc),
+                repo.mark_failed(session, rendered.digest_id, owner=self.owner, error=error)
+                repo.bounce_subscriber(session, rendered.subscriber_id, error=error,
                                        at=utc_now())
             self.bounced.add(rendered.subscriber_id)
-            self.unfinished.discard(digest_id)
+            self.unfinished.discard(rendered.digest_id)
             self.report.failed += 1
-            self.temporary_in_a_row = 0
-            return
-        # Accepted: recorded right away (by the sent log's thread).
-        self.temporary_in_a_row = 0
-        sent_log.add(digest_id, rendered.subject)
-        self.unfinished.discard(digest_id)
-        self.report.sent += 1
-        self.addresses.add(rendered.subscriber_id)
+
+    def _settle_held(self, session: Session) -> None:
+        """At the end of the run: refusals still held were their addresses' (bounces),
+        unless the breaker opened (retried later, nobody blamed)."""
+        try:
+            if session.in_transaction():
+                session.rollback()
+            self._bounce(session, self.breaker.settle())
+            if self.breaker.open:
+                self.report.error = self.breaker.reason
+                self.report.relay_refusing = True
+            for rendered, error in self.breaker.held:
+                self._retry(session, rendered.digest_id,
+                            f"{error} (not counted against the address: "
+                            f"{self.breaker.reason})")
+        except Exception:  # noqa: BLE001 - their leases expire; a later run retries
+            log.exception("could not record the refused digests")
 
     def _release_unfinished(self, session: Session) -> None:
         unfinished = self.unfinished

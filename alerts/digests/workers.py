@@ -8,11 +8,22 @@ writes it. `Workers.submit_render` / `submit_plan` return Futures either way; in
 (small runs, tests) they run at once in the caller's process, through its session
 factory. Workers are spawned processes: a fork would copy open database connections and
 the SMTP threads of the parent.
+
+A worker ends when its parent does, however the parent ended: a killed scheduler must
+not leave workers behind (holding database connections, waiting forever on a task
+queue whose other end they hold themselves). On Linux the kernel sends the worker
+SIGKILL when its parent dies (`PR_SET_PDEATHSIG`); everywhere, a thread of the worker
+waits on multiprocessing's pipe to the parent and ends the worker when it closes.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
@@ -62,9 +73,38 @@ class _WorkerState:
 
 _state: _WorkerState | None = None
 
+#: prctl(2) option: the signal this process gets when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 
-def _init_worker(settings: Settings) -> None:
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this (spawned) process as soon as its parent `parent_pid` is gone."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before the line above
+            os._exit(1)
+    watch_parent()
+
+
+def watch_parent() -> None:
+    """The portable way: a daemon thread that waits until multiprocessing's pipe to
+    the parent closes (the parent's end closes with it, however it died), then ends
+    the process at once (a worker owns nothing that needs a clean exit)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def _wait() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=_wait, name="watch-parent", daemon=True).start()
+
+
+def _init_worker(settings: Settings, parent_pid: int) -> None:
     global _state
+    die_with_parent(parent_pid)
     _state = _WorkerState(settings)
 
 
@@ -115,7 +155,7 @@ class Workers:
             max_workers=self._workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self._settings,),
+            initargs=(self._settings, os.getpid()),
         )
         for _ in range(self._workers):
             self._pool.submit(_warm_up)

@@ -7,6 +7,14 @@ instead of four, which is most of what sending costs on a fast link. Each messag
 waits for its own acceptance before `send_raw` returns (nothing of the next message is
 sent before), so a caller recording acceptances one by one keeps that guarantee. Without
 PIPELINING (or for addresses that need SMTPUTF8) smtplib's step-by-step path is used.
+
+Internationalised addresses: with a relay that offers SMTPUTF8 (RFC 6531) the message
+goes as it is, envelope and headers in UTF-8. Otherwise an address whose local part is
+ASCII goes with its domain in IDNA (`user@xn--exmple-cua.com`, in the envelope and in
+the headers alike), and one whose local part is not raises `AddressNotSupported`.
+Whatever else goes wrong while sending (an error no SMTP reply explains) closes the
+connection, since its state is unknown, and is raised for the caller to record
+against that one message.
 """
 
 from __future__ import annotations
@@ -21,8 +29,12 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import getaddresses
 
+from email_validator import EmailNotValidError, validate_email
+
 from alerts.mail.base import (
     POLICY,
+    AddressNotSupported,
+    MailError,
     PermanentMailError,
     TemporaryMailError,
     envelope_sender,
@@ -57,6 +69,8 @@ class SmtpConnection:
         self._smtp: smtplib.SMTP | None = None
         self._pipelining = False
         self._size = False
+        self._smtputf8 = False
+        self._8bitmime = False
 
     def _open(self) -> smtplib.SMTP:
         if self._smtp is not None:
@@ -70,12 +84,15 @@ class SmtpConnection:
                 smtp.login(m.username, m.password or "")
             smtp.ehlo_or_helo_if_needed()
         except smtplib.SMTPAuthenticationError as exc:
-            raise TemporaryMailError(f"SMTP login refused: {exc.smtp_code}") from None
+            # Not about any recipient: every message would meet the same refusal.
+            raise PermanentMailError(f"SMTP login refused: {exc.smtp_code}") from None
         except (OSError, smtplib.SMTPException) as exc:
             raise TemporaryMailError(f"cannot reach SMTP server {m.host}:{m.port}: {exc}") from None
         self._smtp = smtp
         self._pipelining = smtp.has_extn("pipelining")
         self._size = smtp.has_extn("size")
+        self._smtputf8 = smtp.has_extn("smtputf8")
+        self._8bitmime = smtp.has_extn("8bitmime")
         return smtp
 
     def send(self, message: EmailMessage) -> None:
@@ -86,24 +103,38 @@ class SmtpConnection:
     def send_raw(self, sender: str, recipients: list[str], data: bytes) -> None:
         smtp = self._open()
         started = time.perf_counter()
-        if self._pipelining and _is_ascii(sender, recipients):
-            self._send_pipelined(smtp, sender, recipients, data)
-        else:
-            self._send_stepwise(smtp, sender, recipients, data)
+        try:
+            options: list[str] = []
+            if not _is_ascii(sender, recipients):
+                if self._smtputf8:
+                    options = ["SMTPUTF8", "BODY=8BITMIME"] if self._8bitmime else ["SMTPUTF8"]
+                else:
+                    sender, recipients, data = _in_ascii(sender, recipients, data)
+            if self._pipelining and not options:
+                self._send_pipelined(smtp, sender, recipients, data)
+            else:
+                self._send_stepwise(smtp, sender, recipients, data, options)
+        except MailError:
+            raise
+        except Exception:
+            self.close()  # mid-transaction, in a state nobody knows: start afresh
+            raise
         if self._mailer.observe_latency is not None:
             self._mailer.observe_latency(time.perf_counter() - started)
 
     def _send_stepwise(
-        self, smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes
+        self, smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes,
+        options: list[str],
     ) -> None:
         try:
-            refused = smtp.sendmail(sender, recipients, data)
+            refused = smtp.sendmail(sender, recipients, data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             self._raise_for_codes(exc.recipients)
             raise  # unreachable: _raise_for_codes always raises
         except smtplib.SMTPResponseException as exc:
             self._after_error(exc.smtp_code)
-            self._raise_for_reply(exc.smtp_code, exc.smtp_error, recipients)
+            blamed = [] if isinstance(exc, smtplib.SMTPSenderRefused) else recipients
+            self._raise_for_reply(exc.smtp_code, exc.smtp_error, blamed)
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             raise TemporaryMailError(f"SMTP connection lost: {exc}") from None
@@ -149,7 +180,7 @@ class SmtpConnection:
             self._raise_for_reply(code, text, recipients)
         if mail[0] != 250:
             self._after_error(mail[0])
-            self._raise_for_reply(*mail, recipients)
+            self._raise_for_reply(*mail, [])  # the sender was refused, not a recipient
         if not accepted:
             self._after_error(rcpt[0][0])
             self._raise_for_codes(refused)
@@ -165,8 +196,9 @@ class SmtpConnection:
 
     @staticmethod
     def _raise_for_reply(code: int, text: bytes | str, recipients: list[str]) -> None:
-        """A refusal of the whole message: permanent (5xx, blamed on the first
-        recipient, as there is one per message) or temporary."""
+        """A refusal of the whole message: permanent (5xx, blamed on the first of
+        `recipients`, as there is one per message; none for a refused sender) or
+        temporary."""
         reason = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
         if 500 <= code < 600:
             raise PermanentMailError(
@@ -217,6 +249,38 @@ def _data_block(data: bytes) -> bytes:
 
 def _is_ascii(sender: str, recipients: list[str]) -> bool:
     return sender.isascii() and all(address.isascii() for address in recipients)
+
+
+def _in_ascii(
+    sender: str, recipients: list[str], data: bytes
+) -> tuple[str, list[str], bytes]:
+    """The message for a relay without SMTPUTF8: every non-ASCII address with its
+    domain in IDNA, in the envelope and in the header section (where our messages
+    write it in UTF-8); `AddressNotSupported` when a local part is not ASCII."""
+    ascii_of = {address: _ascii_address(address)
+                for address in (sender, *recipients) if not address.isascii()}
+    head, separator, body = data.partition(b"\r\n\r\n")
+    for address, ascii_address in ascii_of.items():
+        pattern = rb"(?<![^\s<,:])" + re.escape(address.encode()) + rb"(?![^\s>,])"
+        head = re.sub(pattern, ascii_address.encode("ascii"), head, flags=re.IGNORECASE)
+    return (
+        ascii_of.get(sender, sender),
+        [ascii_of.get(address, address) for address in recipients],
+        head + separator + body,
+    )
+
+
+def _ascii_address(address: str) -> str:
+    try:
+        ascii_form = validate_email(address, check_deliverability=False).ascii_email
+    except EmailNotValidError as exc:
+        raise AddressNotSupported(f"cannot send to {address}: {exc}", address) from None
+    if ascii_form is None:
+        raise AddressNotSupported(
+            f"cannot send to {address}: its local part is not ASCII, which needs SMTPUTF8 "
+            "(RFC 6531), and the SMTP relay does not offer it", address,
+        )
+    return ascii_form
 
 
 def _addresses(message: EmailMessage) -> list[tuple[str, str]]:

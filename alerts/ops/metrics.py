@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -144,7 +145,9 @@ class DatabaseCollector(Collector):
         yield self._feeds_failing(session)
         yield self._items(session)
         yield self._digests(session)
+        yield self._digests_retrying(session)
         yield self._outbox(session)
+        yield self._outbox_failed(session)
         yield self._heartbeats(session, now)
 
     def _source_totals(self, session: Session) -> Iterator[Metric]:
@@ -257,16 +260,29 @@ class DatabaseCollector(Collector):
             family.add_metric([status], float(count))
         return family
 
+    def _digests_retrying(self, session: Session) -> Metric:
+        return _count(
+            session, "alerts_digests_retrying",
+            "Pending digests the SMTP relay did not take at least once (refused for now, "
+            "unreachable, or refusing everything); each run retries them. Their "
+            "last_error is in GET /api/v1/digests?status=pending.",
+            Digest, Digest.status == "pending", Digest.attempts > 0,
+        )
+
+    def _outbox_failed(self, session: Session) -> Metric:
+        return _count(
+            session, "alerts_outbound_mails_failed",
+            "Confirmation and token mails not sent for good: refused for the address, "
+            "retried too often, or not deliverable through the relay (last_error says).",
+            OutboundMail, OutboundMail.status == "failed",
+        )
+
     def _outbox(self, session: Session) -> Metric:
-        family = GaugeMetricFamily(
-            "alerts_outbound_mails_pending",
+        return _count(
+            session, "alerts_outbound_mails_pending",
             "Confirmation and token mails not yet accepted by the SMTP server.",
+            OutboundMail, OutboundMail.status == "pending",
         )
-        count = session.scalar(
-            select(func.count()).select_from(OutboundMail).where(OutboundMail.status == "pending")
-        )
-        family.add_metric([], float(count or 0))
-        return family
 
     def _heartbeats(self, session: Session, now: datetime) -> Metric:
         family = GaugeMetricFamily(
@@ -283,6 +299,15 @@ class DatabaseCollector(Collector):
             family.add_metric([owner], max(0.0, (now - seen_at).total_seconds()))
         return family
 
+
+
+def _count(session: Session, name: str, documentation: str, model: Any,
+           *conditions: Any) -> Metric:
+    """A gauge of the rows of `model` that meet `conditions`."""
+    family = GaugeMetricFamily(name, documentation)
+    count = session.scalar(select(func.count()).select_from(model).where(*conditions))
+    family.add_metric([], float(count or 0))
+    return family
 
 
 def serve_metrics(metrics: Metrics, port: int, host: str = "0.0.0.0") -> None:

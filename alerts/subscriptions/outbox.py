@@ -7,10 +7,21 @@ process dies the next instant. Right after the commit the API process sends it
 attempt could not send (relay down, 4xx) stays `pending` and `flush_outbox`, run every
 minute by the scheduler, sends it later.
 
+The sending starts only once the request's transaction has ended AND its connection is
+back in the pool, and takes one connection at a time itself: a request never holds two
+connections, so any number of concurrent requests cannot starve the pool (when each
+held its own while waiting for a second one, 16 concurrent form posts used to stall the
+API for the pool's 30 s timeout).
+
 Both paths claim a row with an atomic UPDATE guarded by the lease, and check the row
 count: of two processes racing for one mail, exactly one sends it. A row is `sent` only
 after the SMTP server accepted it. The lease expiry doubles as "not before" for retries
 after a temporary failure (exponential backoff).
+
+One mail never stops the others: whatever goes wrong while sending it (an address the
+relay cannot carry, an unexpected error) fails that mail alone, with its reason in
+`last_error`. A 5xx for an address marks it bounced, unless the relay turns out to
+refuse everything (alerts.mail.breaker): then the batch stops and nobody is blamed.
 """
 
 from __future__ import annotations
@@ -32,11 +43,13 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from alerts.deps import SessionDep
 from alerts.mail.base import (
     POLICY,
+    AddressNotSupported,
     Mailer,
-    MailError,
     PermanentMailError,
+    TemporaryMailError,
     envelope_sender,
 )
+from alerts.mail.breaker import RelayBreaker
 from alerts.mail.factory import make_mailer
 from db.clock import utc_now
 from db.models import OutboundMail, Subscriber
@@ -50,12 +63,15 @@ PENDING, SENT, FAILED = "pending", "sent", "failed"
 MAX_ATTEMPTS = 10
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
-#: After this many temporary failures in a row the relay is taken to be down: the rest
-#: of the batch is released untouched instead of each waiting for its own timeout.
+#: After this many mails in a row to different addresses were not taken (refused, or
+#: the relay down) the relay is taken to refuse everything: the rest of the batch is
+#: released untouched instead of each waiting for its own timeout, and the refusals
+#: bounce nobody (alerts.mail.breaker).
 STOP_AFTER_CONSECUTIVE_FAILURES = 3
 DEFAULT_LEASE_SECONDS = 300
 
 _QUEUED_KEY = "outbox.queued_ids"
+_COMMITTED_KEY = "outbox.committed_ids"
 _HOOKED_KEY = "outbox.after_commit_hooked"
 
 
@@ -85,15 +101,30 @@ def deliver_after_commit(
 ) -> None:
     """Send the mails queued in `session` as soon as it commits (never if it rolls back).
 
-    The hook runs where the request's transaction ends, after the response went out;
-    it opens sessions of its own, since the committed session may not emit SQL there.
-    A failure is logged, not raised: the row stays pending for `flush_outbox`."""
+    The commit only takes note of them; they are sent once the transaction has ended
+    and given its connection back to the pool (`after_transaction_end`), through
+    sessions of their own, one connection at a time. For a request that is after its
+    response went out. A failure is logged, not raised: the row stays pending for
+    `flush_outbox`."""
     if session.info.get(_HOOKED_KEY):
         return
     session.info[_HOOKED_KEY] = True
 
     def _after_commit(committed: Session) -> None:
-        mail_ids = committed.info.pop(_QUEUED_KEY, [])
+        if committed.in_nested_transaction():
+            return  # a savepoint: the outer transaction may still roll back
+        committed.info.setdefault(_COMMITTED_KEY, []).extend(
+            committed.info.pop(_QUEUED_KEY, [])
+        )
+
+    def _after_rollback(rolled_back: Session, previous: SessionTransaction) -> None:
+        if not previous.nested:  # a savepoint's rollback keeps the outer transaction's mails
+            rolled_back.info.pop(_QUEUED_KEY, None)
+
+    def _after_end(ended: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is not None:
+            return  # connections are released when the outermost transaction ends
+        mail_ids = ended.info.pop(_COMMITTED_KEY, [])
         if not mail_ids:
             return
         try:
@@ -101,12 +132,9 @@ def deliver_after_commit(
         except Exception:  # the mails are committed; flush_outbox will retry them
             logger.exception("sending queued mails %s failed; left for the outbox", mail_ids)
 
-    def _after_rollback(rolled_back: Session, previous: SessionTransaction) -> None:
-        if not previous.nested:  # a savepoint's rollback keeps the outer transaction's mails
-            rolled_back.info.pop(_QUEUED_KEY, None)
-
     sa_event.listen(session, "after_commit", _after_commit)
     sa_event.listen(session, "after_soft_rollback", _after_rollback)
+    sa_event.listen(session, "after_transaction_end", _after_end)
 
 
 def flush_outbox(
@@ -146,33 +174,50 @@ def deliver(
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
 ) -> int:
     """Claim and send the given mails over one connection; returns how many were sent.
-    Mails already sent, failed or leased by another process are skipped."""
+    Mails already sent, failed or leased by another process are skipped. Each step
+    takes a connection from the pool and gives it back before the next."""
     now = now or utc_now()
     claimed = [mail_id for mail_id in mail_ids if _claim(session_factory, mail_id, owner, now,
                                                          lease_seconds)]
     sent = 0
-    consecutive_failures = 0
+    breaker: RelayBreaker[tuple[int, str]] = RelayBreaker(
+        STOP_AFTER_CONSECUTIVE_FAILURES, run="outbox"
+    )
     with mailer.connect() as connection:
         for position, mail_id in enumerate(claimed):
-            if consecutive_failures >= STOP_AFTER_CONSECUTIVE_FAILURES:
+            if breaker.open:
                 _release(session_factory, claimed[position:], owner)
                 break
             recipient, text = _load(session_factory, mail_id)
-            parsed = message_from_string(text)
             try:
+                parsed = message_from_string(text)
                 connection.send_raw(
                     envelope_sender(str(parsed["From"])), [recipient], text.encode("utf-8")
                 )
+            except AddressNotSupported as exc:  # this relay cannot carry it: no retry
+                _mark_failed(session_factory, mail_id, owner, str(exc))
             except PermanentMailError as exc:
-                _mark_failed(session_factory, mail_id, owner, str(exc), now, bounced=recipient)
-                consecutive_failures = 0
-            except MailError as exc:  # temporary, or not known to be permanent: retried
+                if exc.recipient is None:  # not about the address: whatever we send
+                    _mark_retry(session_factory, mail_id, owner, str(exc), now)
+                    breaker.refuses_everything(exc)
+                else:
+                    breaker.refused((mail_id, recipient), recipient, exc)
+            except TemporaryMailError as exc:
                 _mark_retry(session_factory, mail_id, owner, str(exc), now)
-                consecutive_failures += 1
+                breaker.not_taken(recipient, exc)
+            except Exception as exc:  # noqa: BLE001 - fails this mail, not the batch
+                logger.exception("mail %s to %s could not be sent", mail_id, recipient)
+                _mark_failed(session_factory, mail_id, owner,
+                             f"unexpected error: {type(exc).__name__}: {exc}")
+                breaker.not_taken(recipient, exc)
             else:
                 _mark_sent(session_factory, mail_id, owner, now)
                 sent += 1
-                consecutive_failures = 0
+                _bounce(session_factory, owner, breaker.accepted(), now)
+    _bounce(session_factory, owner, breaker.settle(), now)
+    for (mail_id, _recipient), error in breaker.held:  # the relay's fault, not theirs
+        _mark_retry(session_factory, mail_id, owner,
+                    f"{error} (not counted against the address: {breaker.reason})", now)
     return sent
 
 
@@ -266,19 +311,26 @@ def _mark_retry(session_factory: sessionmaker[Session], mail_id: int, owner: str
             lease_expires_at=now + timedelta(seconds=delay))
 
 
-def _mark_failed(session_factory: sessionmaker[Session], mail_id: int, owner: str, error: str,
-                 now: datetime, *, bounced: str) -> None:
-    """A permanent refusal: the mail is not retried, and its address is marked bounced
-    so nothing else is sent to it until its owner proves it works (a confirmation)."""
+def _mark_failed(session_factory: sessionmaker[Session], mail_id: int, owner: str,
+                 error: str) -> None:
     _finish(session_factory, mail_id, owner, status=FAILED, last_error=error,
             lease_expires_at=None)
-    with transaction(session_factory) as session:
-        session.execute(
-            update(Subscriber)
-            .where(Subscriber.email == bounced)
-            .values(mail_status="bounced", mail_error=error, mail_error_at=now)
-            .execution_options(synchronize_session=False)
-        )
+
+
+def _bounce(session_factory: sessionmaker[Session], owner: str,
+            refused: Sequence[tuple[tuple[int, str], str]], now: datetime) -> None:
+    """Permanent refusals of addresses: each mail is not retried, and its address is
+    marked bounced so nothing else is sent to it until its owner proves it works (a
+    confirmation)."""
+    for (mail_id, recipient), error in refused:
+        _mark_failed(session_factory, mail_id, owner, error)
+        with transaction(session_factory) as session:
+            session.execute(
+                update(Subscriber)
+                .where(Subscriber.email == recipient)
+                .values(mail_status="bounced", mail_error=error, mail_error_at=now)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _release(session_factory: sessionmaker[Session], mail_ids: Sequence[int], owner: str) -> None:

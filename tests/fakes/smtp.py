@@ -1,6 +1,7 @@
 """A real SMTP server in-process (aiosmtpd) that records what it accepts and can be
-told to refuse: temporarily (4xx), permanently (5xx) per address, or by dropping the
-connection, and to block until released (for crash tests).
+told to refuse: temporarily (4xx), permanently (5xx) per address, every address or
+the sender, or by dropping the connection, and to block until released (for crash tests). With
+`smtputf8=True` it offers SMTPUTF8 (RFC 6531, internationalised addresses).
 
 aiosmtpd does not offer PIPELINING (RFC 2920), so `PipeliningSmtpServer` is a small
 asyncio server that does, driven by the same `RecordingHandler` settings, and that counts
@@ -11,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
+from email import message_from_bytes, message_from_string, policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -25,9 +28,15 @@ class Received:
     sender: str
     recipients: list[str]
     data: bytes
+    #: The client asked for SMTPUTF8 in MAIL FROM.
+    smtputf8: bool = False
 
     @property
     def message(self) -> EmailMessage:
+        if self.smtputf8:  # headers in UTF-8 (RFC 6532)
+            return message_from_string(  # type: ignore[return-value]
+                self.data.decode("utf-8"), policy=policy.default
+            )
         return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
 
 
@@ -36,17 +45,30 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     #: address -> SMTP reply for RCPT TO, e.g. "550 5.1.1 no such user" or "451 try later".
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
+    #: The reply to every RCPT TO (a relay refusing everything), e.g. "550 5.7.1 denied".
+    refuse_every_rcpt: str | None = None
+    #: The reply to every MAIL FROM (a relay refusing our sender).
+    refuse_every_mail: str | None = None
     #: Reply for the next N DATA commands instead of accepting ("451 4.3.0 busy").
     fail_data: list[str] = field(default_factory=list)
-    #: Drop the connection at DATA, N times.
+    #: Drop the connection at DATA, N times (after accepting `drop_after` more messages).
     drop_data: int = 0
+    drop_after: int = 0
     #: When set, DATA waits on it before accepting (the test kills the client meanwhile).
     gate: threading.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str:
+        if self.refuse_every_mail:
+            return self.refuse_every_mail
+        envelope.mail_from = address  # what aiosmtpd does without this hook
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
-        reply = self.refuse_rcpt.get(address.lower())
+        reply = self.refuse_rcpt.get(address.lower()) or self.refuse_every_rcpt
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -59,14 +81,17 @@ class RecordingHandler:
             while not self.gate.is_set():
                 await asyncio.sleep(0.01)
         with self.lock:
-            if self.drop_data > 0:
+            if self.drop_data > 0 and self.drop_after > 0:
+                self.drop_after -= 1
+            elif self.drop_data > 0:
                 self.drop_data -= 1
                 server.transport.close()
                 return "421 closing"
             if self.fail_data:
                 return self.fail_data.pop(0)
             self.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content),
+                         smtputf8=bool(envelope.smtp_utf8))
             )
         return "250 Message accepted"
 
@@ -87,12 +112,13 @@ def free_port() -> int:
 class SmtpServer:
     """`with SmtpServer() as smtp: ...`; `smtp.port`, `smtp.handler.received`."""
 
-    def __init__(self, handler: RecordingHandler | None = None, port: int | None = None) -> None:
+    def __init__(self, handler: RecordingHandler | None = None, port: int | None = None, *,
+                 smtputf8: bool = False) -> None:
         self.handler = handler or RecordingHandler()
         self.port = port or free_port()
         self._controller = Controller(
             self.handler, hostname="127.0.0.1", port=self.port,
-            data_size_limit=50 * 1024 * 1024,
+            data_size_limit=50 * 1024 * 1024, enable_SMTPUTF8=smtputf8,
         )
 
     def __enter__(self) -> SmtpServer:
@@ -167,7 +193,7 @@ class _PipeliningProtocol(asyncio.Protocol):
             address = argument.split(":", 1)[1].strip().strip("<>")
             if self.sender == "":
                 return "503 5.5.1 MAIL first"
-            reply = self.handler.refuse_rcpt.get(address.lower())
+            reply = self.handler.refuse_rcpt.get(address.lower()) or self.handler.refuse_every_rcpt
             if reply:
                 return reply
             self.recipients.append(address)
@@ -247,5 +273,34 @@ class PipeliningSmtpServer:
         self._loop.close()
 
 
-__all__ = ["PipeliningSmtpServer", "RecordingHandler", "Received", "SMTPProtocol",
-           "SmtpServer", "free_port"]
+class RaisingMailer:
+    """Wraps a mailer: its connections raise an error no SMTP reply explains (the one
+    smtplib raised for an internationalised address) for messages to `address`, and
+    send everything else through `inner`."""
+
+    def __init__(self, inner: Any, address: str) -> None:
+        self.inner = inner
+        self.address = address
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        with self.inner.connect() as connection:
+            yield _RaisingConnection(connection, self.address)
+
+
+class _RaisingConnection:
+    def __init__(self, connection: Any, address: str) -> None:
+        self.connection = connection
+        self.address = address
+
+    def send(self, message: EmailMessage) -> None:  # pragma: no cover - unused
+        self.connection.send(message)
+
+    def send_raw(self, sender: str, recipients: list[str], data: bytes) -> None:
+        if self.address in recipients:
+            raise UnicodeEncodeError("ascii", self.address, 0, 1, "ordinal not in range(128)")
+        self.connection.send_raw(sender, recipients, data)
+
+
+__all__ = ["PipeliningSmtpServer", "RaisingMailer", "RecordingHandler", "Received",
+           "SMTPProtocol", "SmtpServer", "free_port"]

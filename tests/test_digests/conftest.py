@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from db.models import Digest
 from db.session import transaction
 from tests.conftest import make_settings
 from tests.fakes.smtp import SmtpServer
-from tests.test_digests.factories import Factory
+from tests.test_digests.factories import T0, Factory
 
 ADMIN_TOKEN = "admin-token-for-digest-tests-0123"
 
@@ -66,6 +66,16 @@ class Post:
     def query(self, fn: Callable[[Session], Any]) -> Any:
         with transaction(self.session_factory) as session:
             return fn(session)
+
+
+def readers_with_news(post: Post, addresses: list[str]) -> None:
+    """A daily 08:00 UTC alert on one target for each address, and a publication for
+    them an hour after T0 (due in the slot of 2026-05-01 08:00 UTC)."""
+    with post.seed() as make:
+        target = make.target("her2-x", "HER2 exon 20")
+        for address in addresses:
+            make.alert(make.subscriber(address), target)
+        make.event(make.item("publication"), target, at=T0 + timedelta(hours=1))
 
 
 @pytest.fixture

@@ -236,6 +236,12 @@ class FakeUpstream:
                 "type": "ACTUAL",
             }
 
+    def refresh(self) -> None:
+        """Move `dataTimestamp` forward, as the registry's next data refresh does (after
+        studies were added to `studies` by hand)."""
+        with self._lock:
+            self._data_time += timedelta(hours=1)
+
     def add_feed(self, name: str, body: bytes, content_type: str = "application/rss+xml") -> str:
         """Serve `body` at feed_url(name); returns that URL."""
         with self._lock:

@@ -415,10 +415,11 @@ class _Handler(BaseHTTPRequestHandler):
         if failure is None:
             self.answer(status, headers, body)
             return
+        # A misbehaving answer ends its connection, unless its behaviour keeps it open.
+        self.close_connection = True
         # The client giving up first (reset, broken pipe) is what a test expects.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             failure.respond(self, status, dict(headers), body)
-        self.close_connection = True
 
     def answer(self, status: int, headers: Mapping[str, str], body: bytes,
                *, length: int | None = None) -> None:

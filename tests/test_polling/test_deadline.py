@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.config import Settings
 from alerts.polling import repository
 from alerts.polling import service as polling_service
 from alerts.polling.service import poll
@@ -103,8 +105,12 @@ def test_a_backfill_has_no_deadline(
     assert not report.failed and report.new == 1
 
 
-def test_the_feed_deadline_must_fit_in_the_poll_deadline(tmp_path: Path) -> None:
-    from pydantic import ValidationError
+def test_the_deadlines_default_to_a_quarter_hour_per_poll_and_two_minutes_per_feed() -> None:
+    fields = Settings.model_fields
+    assert fields["poll_deadline_seconds"].default == 900
+    assert fields["feed_deadline_seconds"].default == 120
 
+
+def test_the_feed_deadline_must_fit_in_the_poll_deadline(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="ALERTS_FEED_DEADLINE_SECONDS must not exceed"):
         make_settings(tmp_path, "sqlite://", poll_deadline_seconds=10, feed_deadline_seconds=20)

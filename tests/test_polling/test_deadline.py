@@ -25,6 +25,13 @@ from tests.test_polling.conftest import NOW, SLUG, report_for, state_of, stored_
 DEADLINE = 0.3
 
 
+@pytest.fixture
+def short(tmp_path: Path, shared_url: str) -> Settings:
+    """Settings whose polls and feeds have DEADLINE seconds."""
+    return make_settings(tmp_path, shared_url, poll_deadline_seconds=DEADLINE,
+                         feed_deadline_seconds=DEADLINE)
+
+
 async def never_ends(_query: object, _cursor: object) -> PollResult:
     """An upstream that keeps the connection busy for ever (one byte at a time)."""
     await asyncio.sleep(3600)
@@ -32,11 +39,10 @@ async def never_ends(_query: object, _cursor: object) -> PollResult:
 
 
 def test_a_poll_past_its_deadline_is_a_recorded_failure_and_the_others_go_on(
-    session: Session, session_factory: sessionmaker[Session], tmp_path: Path,
-    shared_url: str, monkeypatch: pytest.MonkeyPatch, move_clock: Any,
+    session: Session, session_factory: sessionmaker[Session], short: Settings,
+    monkeypatch: pytest.MonkeyPatch, move_clock: Any,
 ) -> None:
-    settings = make_settings(tmp_path, shared_url, poll_deadline_seconds=DEADLINE,
-                             feed_deadline_seconds=DEADLINE)
+    settings = short
     install(
         monkeypatch,
         FakeSource(SourceName.pubmed, {SLUG: [never_ends]}),
@@ -58,11 +64,10 @@ def test_a_poll_past_its_deadline_is_a_recorded_failure_and_the_others_go_on(
 
 
 def test_the_lease_is_renewed_up_to_the_deadline_and_not_beyond(
-    session: Session, session_factory: sessionmaker[Session], tmp_path: Path,
-    shared_url: str, monkeypatch: pytest.MonkeyPatch, move_clock: Any,
+    session: Session, session_factory: sessionmaker[Session], short: Settings,
+    monkeypatch: pytest.MonkeyPatch, move_clock: Any,
 ) -> None:
-    settings = make_settings(tmp_path, shared_url, poll_deadline_seconds=DEADLINE,
-                             feed_deadline_seconds=DEADLINE)
+    settings = short
     renewals: list[datetime] = []
     real_renew = repository.renew_lease
 

@@ -179,14 +179,18 @@ def test_warnings_are_reported_and_kept_for_the_operator(
 # -- failures -----------------------------------------------------------------------------
 
 
-def test_a_failing_source_is_recorded_while_the_others_succeed(
-    run: Run, session: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def pubmed_failing_beside_ctgov(monkeypatch: pytest.MonkeyPatch) -> None:
     install(
         monkeypatch,
         pubmed_source(SourceError("pubmed esearch: HTTP 400 bad term")),
         FakeSource(SourceName.ctgov, {SLUG: [result(trial("NCT01"))]}),
     )
+
+
+def test_a_failing_source_is_recorded_while_the_others_succeed(
+    run: Run, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pubmed_failing_beside_ctgov(monkeypatch)
     reports = run()
 
     pubmed, ctgov = report_for(reports, "pubmed"), report_for(reports, "ctgov")
@@ -204,11 +208,7 @@ def test_a_failing_source_is_recorded_while_the_others_succeed(
 def test_a_failure_the_database_cannot_record_costs_the_other_sources_nothing(
     run: Run, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(
-        monkeypatch,
-        pubmed_source(SourceError("pubmed esearch: HTTP 400 bad term")),
-        FakeSource(SourceName.ctgov, {SLUG: [result(trial("NCT01"))]}),
-    )
+    pubmed_failing_beside_ctgov(monkeypatch)
 
     def unreachable(*_args: object, **_kwargs: object) -> object:
         raise OperationalError("UPDATE source_states ...", {}, Exception("connection lost"))

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -86,17 +87,36 @@ def _wait_for_leases_to_expire(factory: sessionmaker[Session]) -> None:
         time.sleep(0.2)
 
 
-def test_sigkill_mid_poll_then_restart_stores_each_item_once(
+@dataclass
+class Scene:
+    processes: Processes
+    upstream: FakeUpstream
+    release: threading.Event
+    db_url: str
+    factory: sessionmaker[Session]
+    home: Path
+
+    def env(self, db_url: str) -> dict[str, str]:
+        return service_env(db_url, self.home, pubmed_base_url=self.upstream.pubmed_base_url,
+                           ctgov_base_url=self.upstream.ctgov_base_url)
+
+
+@pytest.fixture
+def scene(
     processes: Processes,
     upstream: FakeUpstream,
     release: threading.Event,
     db_url: str,
     isolated: tuple[Engine, sessionmaker[Session]],
     tmp_path: Path,
-) -> None:
-    _engine, factory = isolated
-    env = service_env(db_url, tmp_path, pubmed_base_url=upstream.pubmed_base_url,
-                      ctgov_base_url=upstream.ctgov_base_url)
+) -> Scene:
+    return Scene(processes, upstream, release, db_url, isolated[1], tmp_path)
+
+
+def test_sigkill_mid_poll_then_restart_stores_each_item_once(scene: Scene) -> None:
+    processes, upstream, release, factory = (
+        scene.processes, scene.upstream, scene.release, scene.factory)
+    env = scene.env(scene.db_url)
 
     first = processes.start("first", "scheduler", env=env)
     processes.wait_until("both sources mid-fetch", lambda: _mid_fetch(upstream))
@@ -127,20 +147,14 @@ def test_sigkill_mid_poll_then_restart_stores_each_item_once(
     "unreachable over the network",
 )
 def test_the_database_unreachable_mid_poll_then_back_loses_and_doubles_nothing(
-    processes: Processes,
-    upstream: FakeUpstream,
-    release: threading.Event,
-    db_url: str,
-    isolated: tuple[Engine, sessionmaker[Session]],
-    tmp_path: Path,
+    scene: Scene,
 ) -> None:
-    _engine, factory = isolated
-    database = make_url(db_url)
+    processes, upstream, release, factory = (
+        scene.processes, scene.upstream, scene.release, scene.factory)
+    database = make_url(scene.db_url)
     with TcpProxy(database.host or "127.0.0.1", database.port or 5432) as proxy:
         proxied = database.set(host="127.0.0.1", port=proxy.port)
-        env = service_env(proxied.render_as_string(hide_password=False), tmp_path,
-                          pubmed_base_url=upstream.pubmed_base_url,
-                          ctgov_base_url=upstream.ctgov_base_url)
+        env = scene.env(proxied.render_as_string(hide_password=False))
         scheduler = processes.start("scheduler", "scheduler", env=env)
         processes.wait_until("both sources mid-fetch", lambda: _mid_fetch(upstream))
 

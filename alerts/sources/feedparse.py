@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 from xml.etree import ElementTree
 
 import feedparser
@@ -161,12 +162,20 @@ def _feedparser_extract(body: bytes) -> _Extracted:
 def entry_external_id(entry: Mapping[str, Any], feed_url: str, base_url: str | None = None) -> str:
     """The stable identity of an entry: its guid/id, else its link, else a hash of its
     content. Ids that are not globally unique are prefixed with the feed URL, so "42"
-    from two sites are two items."""
+    from two sites are two items. Ids are shown publicly: no URL in one keeps its
+    credentials."""
     native = str(entry.get("id") or "").strip()
+    base = base_url or feed_url
     if native:
-        identity = native if _GLOBAL_ID.match(native) else f"{feed_url}#{native}"
-    elif link := item_link(entry.get("link"), base_url or feed_url):
-        identity = link
+        identity = (
+            without_credentials(native)
+            if _GLOBAL_ID.match(native)
+            else f"{without_credentials(feed_url)}#{native}"
+        )
+    elif item_link(entry.get("link"), base) is not None:
+        # A usable link, joined as ids always were (a space stays a space, where the
+        # stored link has %20), so entries stored before links were checked keep theirs.
+        identity = without_credentials(urljoin(base, str(entry["link"]).strip()))
     else:
         content = "\x1f".join(
             str(entry.get(key) or "") for key in ("title", "summary", "published", "updated")

@@ -14,7 +14,7 @@ import pytest
 from alerts.sources import urls
 from alerts.sources.base import FeedRef, FeedStatus, PollResult, RetryLater, TargetQuery
 from alerts.sources.ctgov import parse_study
-from alerts.sources.feedparse import parse_feed
+from alerts.sources.feedparse import entry_external_id, parse_feed
 from alerts.sources.http import UpstreamClient
 from alerts.sources.pubmed import parse_efetch
 from alerts.sources.rss import FeedSource
@@ -86,6 +86,26 @@ def test_an_entry_with_a_crlf_in_its_link_is_kept_with_a_safe_link() -> None:
     [item] = parse_feed(body, BASE).items
     assert item.url == "https://news.example.org/"  # the feed's own link
     assert item.external_id == "tag:x,1"
+
+
+def test_an_entry_identified_by_a_link_with_a_space_keeps_the_id_it_always_had() -> None:
+    entry = {"link": "https://x.example/post?utm=Mobile Safari"}
+    # The id joins the link as before (stored items keep their identity); the link
+    # shown in the digest is encoded.
+    assert entry_external_id(entry, BASE) == "https://x.example/post?utm=Mobile Safari"
+    assert item_link(entry["link"], BASE) == "https://x.example/post?utm=Mobile%20Safari"
+
+
+@pytest.mark.parametrize(
+    ("entry", "external_id"),
+    [
+        ({"id": "https://me:pw@x.example/p/1"}, "https://x.example/p/1"),
+        ({"id": "42"}, "https://news.example.org/feed.xml#42"),
+        ({"link": "https://me:pw@x.example/p/2"}, "https://x.example/p/2"),
+    ],
+)
+def test_ids_never_carry_credentials(entry: dict[str, str], external_id: str) -> None:
+    assert entry_external_id(entry, "https://me:pw@news.example.org/feed.xml") == external_id
 
 
 def test_pubmed_and_ctgov_links_quote_the_id_they_are_built_from() -> None:

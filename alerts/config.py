@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     http_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
     http_max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     feed_concurrency: Annotated[int, Field(ge=1, le=256)] = 32
+    #: Total time one poll of a (source, target) may take, retries and every page
+    #: included: a server answering one byte at a time never times a single read out,
+    #: so only a total bound ends such a poll. Passing it is a recorded failure.
+    poll_deadline_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 900.0
+    #: Total time one feed may take from its first request to its parsed entries
+    #: (redirects and retries included); the target's other feeds go on.
+    feed_deadline_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 120.0
     max_request_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
 
     @field_validator("database_url")
@@ -82,6 +89,15 @@ class Settings(BaseSettings):
         if not value or any(ch.isspace() for ch in value):
             raise ValueError("must be a non-empty name without spaces")
         return value
+
+    @model_validator(mode="after")
+    def _feed_deadline_within_the_poll(self) -> Settings:
+        if self.feed_deadline_seconds > self.poll_deadline_seconds:
+            raise ValueError(
+                "ALERTS_FEED_DEADLINE_SECONDS must not exceed ALERTS_POLL_DEADLINE_SECONDS "
+                "(a feed is fetched inside its poll)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _secrets_outside_development(self) -> Settings:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from alerts.items.repository import insert_ignoring_conflicts
 from alerts.sources.base import FeedOutcome, FeedStatus
+from alerts.sources.urls import without_credentials
 from db.models import Feed, SourceState, Target
 
 GONE_REASON = "HTTP 410 Gone"
@@ -221,7 +222,8 @@ def _move_feed(session: Session, feed: Feed, new_url: str) -> None:
     )
     if taken is not None:
         feed.enabled = False
-        feed.disabled_reason = f"moved permanently to {new_url}, which the target already has"
+        shown = without_credentials(new_url)
+        feed.disabled_reason = f"moved permanently to {shown}, which the target already has"
     else:
         feed.url = new_url
         session.flush()  # the next feed's clash check must see this URL taken

@@ -14,6 +14,12 @@ A failure (an adapter's SourceError or RetryLater, or anything unexpected) is re
 the state (error, counters, exponential backoff that respects Retry-After) and reported;
 it never stops the other sources or targets of the cycle.
 
+Every poll of a (source, target) has a total deadline (ALERTS_POLL_DEADLINE_SECONDS):
+an upstream that answers one byte at a time never trips a read timeout, so without one
+a poll, and the lease renewed beside it, could last for ever. Passing it cancels the
+fetch and is recorded as a failure like any other; the lease is never renewed beyond
+it. A backfill (`since`) runs in the foreground with no deadline.
+
 Sources run concurrently (asyncio.gather); one source's targets run one after another.
 PubMed and ClinicalTrials.gov limit requests per IP, so on PostgreSQL a process holds an
 advisory lock per source while polling it, and a second process skips that source.
@@ -59,6 +65,7 @@ from alerts.sources.base import (
 )
 from alerts.sources.http import UpstreamClient
 from alerts.sources.registry import make_adapter, make_client
+from alerts.sources.urls import scrub_credentials
 from alerts.targets import service as targets_service
 from db.clock import utc_now
 from db.models import Target
@@ -216,6 +223,7 @@ class _Cycle:
         self.since = since
         self.interval = timedelta(minutes=settings.poll_interval_minutes)
         self.lease = timedelta(seconds=settings.lease_seconds)
+        self.deadline = None if since is not None else settings.poll_deadline_seconds
         self._db_lock = threading.Lock()
 
     async def run(
@@ -273,22 +281,31 @@ class _Cycle:
         backfill = self.since is not None
         since = self.since or at - timedelta(days=self.settings.initial_lookback_days)
         sent_before = client.requests_sent
-        renewal = asyncio.create_task(self._keep_lease(job))
+        deadline = asyncio.timeout(self.deadline)
+        ends_at = None if self.deadline is None else at + timedelta(seconds=self.deadline)
+        renewal = asyncio.create_task(self._keep_lease(job, ends_at))
         try:
-            result = await adapter.poll(
-                job.query,
-                {} if backfill else cursor,
-                now=at,
-                since=since,
-                known_ids=self._known_ids(job),
-                progress=self.progress,
-            )
+            async with deadline:
+                result = await adapter.poll(
+                    job.query,
+                    {} if backfill else cursor,
+                    now=at,
+                    since=since,
+                    known_ids=self._known_ids(job),
+                    progress=self.progress,
+                )
         except RetryLater as exc:
             return await self._failed(job, str(exc), client.requests_sent - sent_before,
                                       retry_after=exc.seconds)
         except SourceError as exc:
             return await self._failed(job, str(exc), client.requests_sent - sent_before)
         except Exception as exc:
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                # Transient like a timeout: the next attempt comes after the usual backoff.
+                return await self._failed(
+                    job, f"{job.source} poll: gave up after the {self.deadline:g} s deadline",
+                    client.requests_sent - sent_before,
+                )
             log_event(log, "poll.crashed", level=logging.ERROR, exc_info=True,
                       source=job.source, target=job.slug)
             return await self._failed(job, f"unexpected {type(exc).__name__}: {exc}",
@@ -328,25 +345,28 @@ class _Cycle:
             next_poll_at=next_poll_at,
         )
 
-    async def _keep_lease(self, job: _Job) -> None:
+    async def _keep_lease(self, job: _Job, ends_at: datetime | None) -> None:
         """Extend this owner's lease while a fetch runs (a backfill can outlast
         `lease_seconds`), so no other process takes the state over meanwhile; a process
-        that dies stops renewing and its lease expires as usual."""
+        that dies stops renewing and its lease expires as usual. Never beyond the poll's
+        deadline `ends_at`: a process stuck past it frees the state for the others."""
         period = self.lease.total_seconds() * LEASE_RENEWAL
         while True:
             await asyncio.sleep(period)
             try:
-                await self._db(self._renew, job)
+                await self._db(self._renew, job, ends_at)
             except Exception:
                 log_event(log, "poll.lease_renewal_failed", level=logging.WARNING,
                           exc_info=True, source=job.source, target=job.slug)
 
     # -- database steps (run in a worker thread, one at a time) ---------------------------
 
-    def _renew(self, job: _Job) -> None:
+    def _renew(self, job: _Job, ends_at: datetime | None) -> None:
+        expires_at = self.clock() + self.lease
+        if ends_at is not None:
+            expires_at = min(expires_at, ends_at)
         with transaction(self.session_factory) as session:
-            repository.renew_lease(session, job.state_id, self.owner,
-                                   expires_at=self.clock() + self.lease)
+            repository.renew_lease(session, job.state_id, self.owner, expires_at=expires_at)
 
     def _claim(self, job: _Job, at: datetime) -> dict[str, Any] | str:
         """The state's cursor when this owner got the lease, else why not."""
@@ -388,8 +408,19 @@ class _Cycle:
     async def _failed(
         self, job: _Job, error: str, requests: int, *, retry_after: float | None = None
     ) -> SourceReport:
-        error = " ".join(error.split()) or "failed"
-        failures, next_poll_at = await self._db(self._record_failure, job, error, retry_after)
+        # Shown by the anonymous /api/v1/sources: no URL's password in it.
+        error = " ".join(scrub_credentials(error).split()) or "failed"
+        try:
+            failures, next_poll_at = await self._db(
+                self._record_failure, job, error, retry_after
+            )
+        except Exception:
+            # The database is unreachable too: the lease expires by itself and the state
+            # is polled again then; the other sources of the cycle go on.
+            log_event(log, "poll.failure_not_recorded", level=logging.ERROR, exc_info=True,
+                      source=job.source, target=job.slug, error=error)
+            return SourceReport(job.source, job.slug, failed=True, error=error,
+                                requests=requests)
         log_event(
             log, "poll.failed", level=logging.WARNING, source=job.source, target=job.slug,
             consecutive_failures=failures, next_poll_at=next_poll_at.isoformat(), error=error,

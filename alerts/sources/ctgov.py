@@ -29,6 +29,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
 
@@ -251,6 +252,8 @@ def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
         body = json.loads(response.content)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise SourceError(f"{what}: malformed JSON ({exc})") from None
+    except RecursionError:  # "[[[[…" nested past the interpreter's stack
+        raise SourceError(f"{what}: malformed JSON (nested too deeply)") from None
     if not isinstance(body, dict):
         raise SourceError(f"{what}: expected a JSON object, got {type(body).__name__}")
     return body
@@ -290,7 +293,8 @@ def parse_study(study: Any) -> FetchedItem | None:
         external_id=nct_id,
         kind=ItemKind.trial,
         title=_text(ident.get("briefTitle")) or official_title or nct_id,
-        url=STUDY_URL.format(nct_id=nct_id),
+        # Quoted: the id comes from the body, and the link is printed in the text part.
+        url=STUDY_URL.format(nct_id=quote(nct_id, safe="")),
         summary=_text(_section(protocol, "descriptionModule").get("briefSummary")) or "",
         published_at=_as_datetime(first_post),
         data={

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 from xml.etree import ElementTree
 
 import feedparser
@@ -46,6 +46,7 @@ from feedparser.urls import _urljoin
 from feedparser.util import FeedParserDict
 
 from alerts.sources.base import FetchedItem, ItemKind, SourceName
+from alerts.sources.urls import item_link, without_credentials
 
 #: Bodies above this size are refused before parsing (feeds are rarely above 1 MB).
 MAX_FEED_BYTES = 10 * 1024 * 1024
@@ -110,7 +111,9 @@ def parse_feed(body: bytes, feed_url: str, base_url: str | None = None) -> Parse
 
 def _parse_feed(body: bytes, feed_url: str, base_url: str | None, *, fast: bool) -> ParsedFeed:
     """`parse_feed`; with `fast=False` feedparser reads every body (tests compare both)."""
-    base = base_url or feed_url
+    # Ids, links and data are stored and shown: a feed URL's password must not reach them.
+    feed_url = without_credentials(feed_url)
+    base = without_credentials(base_url or feed_url)
     if len(body) > MAX_FEED_BYTES:
         raise FeedParseError(f"body too large ({len(body):,} bytes, limit {MAX_FEED_BYTES:,})")
     if not body.strip():
@@ -122,7 +125,7 @@ def _parse_feed(body: bytes, feed_url: str, base_url: str | None, *, fast: bool)
         extracted = _feedparser_extract(body)
     feed, entries, bozo = extracted
     feed_title = plain_text(feed.get("title", ""), TITLE_MAX_CHARS) or None
-    feed_link = _http_url(feed.get("link"), base)
+    feed_link = item_link(feed.get("link"), base)
     items = tuple(
         _item(
             entry,
@@ -159,12 +162,20 @@ def _feedparser_extract(body: bytes) -> _Extracted:
 def entry_external_id(entry: Mapping[str, Any], feed_url: str, base_url: str | None = None) -> str:
     """The stable identity of an entry: its guid/id, else its link, else a hash of its
     content. Ids that are not globally unique are prefixed with the feed URL, so "42"
-    from two sites are two items."""
+    from two sites are two items. Ids are shown publicly: no URL in one keeps its
+    credentials."""
     native = str(entry.get("id") or "").strip()
+    base = base_url or feed_url
     if native:
-        identity = native if _GLOBAL_ID.match(native) else f"{feed_url}#{native}"
-    elif link := _http_url(entry.get("link"), base_url or feed_url):
-        identity = link
+        identity = (
+            without_credentials(native)
+            if _GLOBAL_ID.match(native)
+            else f"{without_credentials(feed_url)}#{native}"
+        )
+    elif item_link(entry.get("link"), base) is not None:
+        # A usable link, joined as ids always were (a space stays a space, where the
+        # stored link has %20), so entries stored before links were checked keep theirs.
+        identity = without_credentials(urljoin(base, str(entry["link"]).strip()))
     else:
         content = "\x1f".join(
             str(entry.get(key) or "") for key in ("title", "summary", "published", "updated")
@@ -220,7 +231,7 @@ def _item(
         external_id=entry_external_id(entry, feed_url, base_url),
         kind=ItemKind.news,
         title=title or _untitled(summary),
-        url=_http_url(entry.get("link"), base_url) or fallback_url,
+        url=item_link(entry.get("link"), base_url) or fallback_url,
         summary=summary,
         published_at=_timestamp(entry),
         data=data,
@@ -229,14 +240,6 @@ def _item(
 
 def _untitled(summary: str) -> str:
     return plain_text(summary, 120) if summary else "(untitled entry)"
-
-
-def _http_url(link: object, base: str) -> str | None:
-    """`link` made absolute against `base`; None unless it is http(s) (no javascript:)."""
-    if not isinstance(link, str) or not link.strip():
-        return None
-    url = urljoin(base, link.strip())
-    return url if urlsplit(url).scheme in ("http", "https") else None
 
 
 def _timestamp(entry: Mapping[str, Any]) -> datetime | None:

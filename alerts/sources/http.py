@@ -163,6 +163,7 @@ class UpstreamClient:
         headers: Mapping[str, str] | None = None,
         ok_statuses: frozenset[int] = frozenset({200}),
         max_bytes: int | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> httpx.Response:
         """Send a request, retrying 429/5xx/timeouts with backoff.
 
@@ -175,6 +176,9 @@ class UpstreamClient:
         soon as its decoded size (after Content-Encoding, so a gzip bomb counts at its
         real size) passes the cap; the body is never held in full. A body over the cap is
         not retried: the same request would bring the same body.
+
+        `auth` (user, password) goes as HTTP Basic credentials, so a URL handed in never
+        needs to carry them (httpx would log it, responses would repeat it).
         """
         if self._client is None:
             raise RuntimeError("UpstreamClient used outside 'async with'")
@@ -190,11 +194,12 @@ class UpstreamClient:
             try:
                 if max_bytes is None:
                     response = await self._client.request(
-                        method, url, params=params, data=data, headers=headers
+                        method, url, params=params, data=data, headers=headers,
+                        auth=auth or httpx.USE_CLIENT_DEFAULT,
                     )
                 else:
                     response = await self._send_capped(
-                        method, url, params, data, headers, ok_statuses, max_bytes, what
+                        method, url, params, data, headers, ok_statuses, max_bytes, what, auth
                     )
             except httpx.TimeoutException:
                 problem, wait = f"{what}: timed out after {self.timeout:g} s", None
@@ -231,6 +236,7 @@ class UpstreamClient:
         ok_statuses: frozenset[int],
         max_bytes: int,
         what: str,
+        auth: tuple[str, str] | None,
     ) -> httpx.Response:
         """One attempt, its body streamed under `max_bytes`; the response comes back read
         (`.content`, `.text` work as after a plain request) and closed."""
@@ -238,7 +244,9 @@ class UpstreamClient:
         request = self._client.build_request(
             method, url, params=params, data=data, headers=headers
         )
-        response = await self._client.send(request, stream=True)
+        response = await self._client.send(
+            request, stream=True, auth=auth or httpx.USE_CLIENT_DEFAULT
+        )
         try:
             # A body we only quote in an error message or skip before a retry is cut at
             # the cap instead of failing: a huge 503 page must stay a retryable 503.

@@ -26,6 +26,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
 
@@ -320,6 +321,8 @@ def parse_esearch(body: bytes, warnings: list[str]) -> tuple[int, list[str]]:
         raise SourceError(
             f"{ESEARCH}: the answer is not JSON ({exc}); it starts {_start(body)!r}"
         ) from None
+    except RecursionError:  # "[[[[…" nested past the interpreter's stack
+        raise SourceError(f"{ESEARCH}: the answer is not JSON (nested too deeply)") from None
     if not isinstance(answer, dict):
         raise SourceError(f"{ESEARCH}: unexpected JSON (not an object): {_start(body)!r}")
     if answer.get("error"):
@@ -470,7 +473,8 @@ def _item(
         external_id=pmid,
         kind=ItemKind.publication,
         title=title or f"PubMed record {pmid}",
-        url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/",
+        # Quoted: the id comes from the body, and the link is printed in the text part.
+        url=f"https://pubmed.ncbi.nlm.nih.gov/{quote(pmid, safe='')}/",
         summary=abstract,
         published_at=published_at,
         data=data,

@@ -4,8 +4,14 @@ HTTP semantics first, so an unchanged feed costs one small request and no parse:
 conditional GET (`If-None-Match`, `If-Modified-Since`; 304 = nothing new), a body whose
 SHA-256 equals the last one counts as unchanged too, 301/308 report the URL to store,
 410 reports the feed gone. Redirects are followed here (the shared client does not), at
-most `REDIRECT_LIMIT` hops. A body is downloaded only up to `max_body_bytes` (decoded):
-past it that feed fails, and nothing bigger is ever held in memory.
+most `REDIRECT_LIMIT` hops, never in a loop, and never from a public host to an internal
+address (`urls.check_redirect`). A body is downloaded only up to `max_body_bytes`
+(decoded): past it that feed fails, and nothing bigger is ever held in memory.
+
+Each feed has a total `deadline`, counted from its first request to its parsed entries:
+a server that sends one byte every few seconds never trips a read timeout, and would
+otherwise hold its feed (and the poll) for ever. Credentials in a feed URL are sent as
+HTTP Basic auth to that URL's origin only, and never reach item ids, links or errors.
 
 Fetches run concurrently (at most `concurrency` in flight, `per_host_concurrency` to one
 host) through the shared
@@ -53,6 +59,17 @@ from alerts.sources.base import (
 )
 from alerts.sources.feedparse import MAX_FEED_BYTES, FeedParseError, ParsedFeed, parse_feed
 from alerts.sources.http import RETRY_STATUSES, UpstreamClient, counting_requests, host_key
+from alerts.sources.urls import (
+    RedirectRefused,
+    Resolver,
+    check_redirect,
+    same_origin,
+    scrub_credentials,
+    split_credentials,
+    system_resolver,
+    with_credentials,
+    without_credentials,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +95,8 @@ PER_HOST_CONCURRENCY = 6
 #: there, and the loop's CPU is what the other fetches wait for (bench/feeds_fetch.py).
 #: With a single usable CPU a pool buys no parallelism, and everything is parsed inline.
 INLINE_MAX_BYTES = 0
+#: ALERTS_FEED_DEADLINE_SECONDS' default: one feed, first request to parsed entries.
+FEED_DEADLINE_SECONDS = 120.0
 
 
 # --- the parser pool -------------------------------------------------------------------
@@ -173,7 +192,9 @@ class _Slots:
 class FeedSource:
     """RSS/Atom feeds of a target, fetched `concurrency` at a time (at most
     `per_host_concurrency` per host). Parsing runs in `executor` (default: the shared
-    process pool); bodies up to `inline_max_bytes` are parsed on the event loop."""
+    process pool); bodies up to `inline_max_bytes` are parsed on the event loop. A feed
+    still unfinished `deadline` seconds after its first request fails. `resolve` answers
+    where a redirect's host points (tests hand in a table)."""
 
     name: ClassVar[SourceName] = SourceName.rss
 
@@ -187,9 +208,15 @@ class FeedSource:
         inline_max_bytes: int = INLINE_MAX_BYTES,
         max_body_bytes: int = MAX_FEED_BYTES,
         parse: ParseFn = parse_feed,
+        deadline: float = FEED_DEADLINE_SECONDS,
+        resolve: Resolver = system_resolver,
     ) -> None:
         if concurrency < 1 or per_host_concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if deadline <= 0:
+            raise ValueError("deadline must be positive")
+        self._deadline = deadline
+        self._resolve = resolve
         self._client = client
         self._concurrency = concurrency
         self._per_host_concurrency = per_host_concurrency
@@ -202,7 +229,11 @@ class FeedSource:
 
     @classmethod
     def from_settings(cls, settings: Settings, client: UpstreamClient) -> FeedSource:
-        return cls(client, concurrency=settings.feed_concurrency)
+        return cls(
+            client,
+            concurrency=settings.feed_concurrency,
+            deadline=settings.feed_deadline_seconds,
+        )
 
     def is_configured_for(self, target: TargetQuery) -> bool:
         return bool(target.feeds)
@@ -268,9 +299,15 @@ class FeedSource:
         raise SourceError(message)
 
     async def _fetch_feed(self, ref: FeedRef, slots: _Slots) -> _Fetched:
-        """One feed, end to end; every failure becomes a `failed` outcome."""
+        """One feed, end to end, within its deadline; every failure becomes a `failed`
+        outcome."""
+        shown = without_credentials(ref.url)
+        # Armed when the first request gets its slot: waiting behind other feeds of the
+        # same host is not this feed's slowness.
+        deadline = asyncio.timeout(None)
         try:
-            return await self._fetch_and_parse(ref, slots)
+            async with deadline:
+                return await self._fetch_and_parse(ref, slots, deadline)
         except _FeedFailed as exc:
             message, retry_after = str(exc), exc.retry_after
         except RetryLater as exc:  # 5xx/429/timeout after the client's own retries
@@ -278,25 +315,33 @@ class FeedSource:
         except SourceError as exc:  # the client's own permanent errors
             message, retry_after = str(exc), None
         except FeedParseError as exc:
-            message, retry_after = f"feed {ref.url}: {exc}", None
+            message, retry_after = f"feed {shown}: {exc}", None
         except httpx.InvalidURL as exc:
-            message, retry_after = f"feed {ref.url}: invalid URL ({exc})", None
-        except Exception as exc:  # a parser crash on odd input must not cost the other feeds
-            log.exception("rss.feed_crashed feed_id=%d url=%s", ref.feed_id, ref.url)
-            message, retry_after = f"feed {ref.url}: {type(exc).__name__}: {exc}", None
+            message, retry_after = f"feed {shown}: invalid URL ({exc})", None
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                # Transient: the same server may answer at its usual speed next time.
+                message = f"feed {shown}: gave up after the {self._deadline:g} s deadline"
+                retry_after = self._deadline
+            else:  # a parser crash on odd input must not cost the other feeds
+                log.exception("rss.feed_crashed feed_id=%d url=%s", ref.feed_id, shown)
+                message, retry_after = f"feed {shown}: {type(exc).__name__}: {exc}", None
+        message = " ".join(scrub_credentials(message).split())
         log.info("rss.feed_failed feed_id=%d error=%s", ref.feed_id, message)
         outcome = FeedOutcome(
             feed_id=ref.feed_id,
             status=FeedStatus.failed,
-            error=" ".join(message.split()),
+            error=message,
             etag=ref.etag,
             last_modified=ref.last_modified,
             content_hash=ref.content_hash,
         )
         return _Fetched(outcome, retry_after=retry_after)
 
-    async def _fetch_and_parse(self, ref: FeedRef, slots: _Slots) -> _Fetched:
-        response, new_url = await self._download(ref, slots)
+    async def _fetch_and_parse(
+        self, ref: FeedRef, slots: _Slots, deadline: asyncio.Timeout
+    ) -> _Fetched:
+        response, new_url = await self._download(ref, slots, deadline)
         status = response.status_code
         etag = response.headers.get("ETag") or ref.etag
         last_modified = response.headers.get("Last-Modified") or ref.last_modified
@@ -321,7 +366,8 @@ class FeedSource:
             # A server without validators, or one whose ETag changes on every request.
             return _Fetched(unchanged)
 
-        stored_url = new_url or ref.url
+        # Item ids are prefixed with the feed URL and shown publicly: no credentials.
+        stored_url = without_credentials(new_url or ref.url)
         parsed = await self._parse(body, stored_url, str(response.url))
         warning = f"feed {stored_url}: {parsed.warning}" if parsed.warning else None
         outcome = FeedOutcome(
@@ -336,7 +382,9 @@ class FeedSource:
         )
         return _Fetched(outcome, warning=warning)
 
-    async def _download(self, ref: FeedRef, slots: _Slots) -> tuple[httpx.Response, str | None]:
+    async def _download(
+        self, ref: FeedRef, slots: _Slots, deadline: asyncio.Timeout
+    ) -> tuple[httpx.Response, str | None]:
         """GET the feed, following redirects. Returns the final response (2xx, 304 or
         410) and the URL to store when every hop so far was permanent."""
         headers = {"Accept": ACCEPT}
@@ -344,11 +392,16 @@ class FeedSource:
             headers["If-None-Match"] = ref.etag
         if ref.last_modified:
             headers["If-Modified-Since"] = ref.last_modified
-        url, new_url, permanent = ref.url, None, True
+        # Every hop's URL is credential-free; the credentials go to their origin only.
+        origin, credentials = split_credentials(ref.url)
+        url, new_url, permanent = origin, None, True
+        visited = {url}
         for _hop in range(REDIRECT_LIMIT + 1):
             if urlsplit(url).scheme not in ("http", "https"):
                 raise _FeedFailed(f"feed {url}: not an http(s) URL")
             async with slots.for_url(url):
+                if deadline.when() is None:
+                    deadline.reschedule(asyncio.get_running_loop().time() + self._deadline)
                 response = await self._client.request(
                     "GET",
                     url,
@@ -356,6 +409,7 @@ class FeedSource:
                     headers=headers,
                     ok_statuses=HANDLED_STATUSES,
                     max_bytes=self._max_body_bytes,
+                    auth=credentials if same_origin(url, origin) else None,
                 )
             status = response.status_code
             if status not in REDIRECTS:
@@ -366,12 +420,20 @@ class FeedSource:
             location = response.headers.get("Location", "").strip()
             if not location:
                 raise _FeedFailed(f"feed {url}: HTTP {status} without a Location")
-            url = urljoin(url, location)
+            target = without_credentials(urljoin(url, location))
+            if target in visited:
+                raise _FeedFailed(f"feed {url}: redirect loop (back to {target})")
+            try:
+                await check_redirect(url, target, self._resolve)
+            except RedirectRefused as exc:
+                raise _FeedFailed(f"feed {url}: {exc}") from None
+            visited.add(target)
+            url = target
             # A temporary hop anywhere in the chain keeps the stored URL.
             permanent = permanent and status in PERMANENT_REDIRECTS
             if permanent:
-                new_url = url
-        raise _FeedFailed(f"feed {ref.url}: more than {REDIRECT_LIMIT} redirects")
+                new_url = with_credentials(url, credentials) if same_origin(url, origin) else url
+        raise _FeedFailed(f"feed {origin}: more than {REDIRECT_LIMIT} redirects")
 
     async def _parse(self, body: bytes, feed_url: str, base_url: str) -> ParsedFeed:
         self.parse_calls += 1

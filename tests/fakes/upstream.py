@@ -25,6 +25,10 @@ What it serves (every request is recorded in `fake.requests`, in order):
 Each recorded request has its method, path, query, form body and headers.
 `fail(path, status, ...)` makes requests whose path starts with `path` answer `status` (with
 Retry-After, extra headers such as Location, a number of times or for ever).
+`misbehave(path, behaviour)` makes them answer badly at the socket level instead: the
+behaviours below (`drip`, `stall`, `truncate`, `replace_body`, `endless_body`, `hold`)
+get the answer the fake would have given and write something else; each is bounded in
+time, so a test's server thread always ends.
 
 `posted_on=<date>` re-dates every article (Entrez date) and study (last update) to that
 day, so a poll window ending today finds them all; by default the recorded dates stay
@@ -38,12 +42,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import copy
 import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -97,10 +103,14 @@ class Article:
     edat: date  # Entrez date
 
 
+#: What a misbehaving endpoint does with the answer it would have given:
+#: (handler, status, headers, body) -> None, writing to `handler.wfile` itself.
+Behaviour = Callable[["_Handler", int, dict[str, str], bytes], None]
+
+
 @dataclass
 class _Failure:
-    status: int
-    headers: dict[str, str]
+    respond: Behaviour
     remaining: int | None  # None: for ever
 
 
@@ -226,6 +236,12 @@ class FakeUpstream:
                 "type": "ACTUAL",
             }
 
+    def refresh(self) -> None:
+        """Move `dataTimestamp` forward, as the registry's next data refresh does (after
+        studies were added to `studies` by hand)."""
+        with self._lock:
+            self._data_time += timedelta(hours=1)
+
     def add_feed(self, name: str, body: bytes, content_type: str = "application/rss+xml") -> str:
         """Serve `body` at feed_url(name); returns that URL."""
         with self._lock:
@@ -246,8 +262,13 @@ class FakeUpstream:
         extra = dict(headers or {})
         if retry_after is not None:
             extra["Retry-After"] = str(retry_after)
+        self.misbehave(path, _status(status, extra), times=times)
+
+    def misbehave(self, path: str, behaviour: Behaviour, *, times: int | None = None) -> None:
+        """Answer requests whose path starts with `path` through `behaviour` (`times` of
+        them, or all until `clear_failures`)."""
         with self._lock:
-            self._failures[path] = _Failure(status, extra, times)
+            self._failures[path] = _Failure(behaviour, times)
 
     def clear_failures(self) -> None:
         with self._lock:
@@ -390,23 +411,124 @@ class _Handler(BaseHTTPRequestHandler):
         )
         fake = self.server.fake
         failure = fake._record(request)
-        if failure is not None:
-            status, headers, body = failure.status, dict(failure.headers), b""
-            if status != 304:
-                headers.setdefault("Content-Type", "text/plain")
-                body = f"failing on purpose: HTTP {status}".encode()
-        else:
-            status, headers, body = fake._answer(request, self.headers)
+        status, headers, body = fake._answer(request, self.headers)
+        if failure is None:
+            self.answer(status, headers, body)
+            return
+        # A misbehaving answer ends its connection, unless its behaviour keeps it open.
+        self.close_connection = True
+        # The client giving up first (reset, broken pipe) is what a test expects.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            failure.respond(self, status, dict(headers), body)
+
+    def answer(self, status: int, headers: Mapping[str, str], body: bytes,
+               *, length: int | None = None) -> None:
+        """Status, headers and Content-Length (`length`, default the body's), then the
+        body (all of it; a behaviour sends its own share after `answer(..., b"")`)."""
         self.send_response(status)
         for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and body:
             self.wfile.write(body)
+            self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
+
+
+# -- misbehaviours ---------------------------------------------------------------------
+
+
+def _status(status: int, headers: Mapping[str, str]) -> Behaviour:
+    def respond(handler: _Handler, _status: int, _headers: dict[str, str], _body: bytes) -> None:
+        body = b"" if status == 304 else f"failing on purpose: HTTP {status}".encode()
+        extra = dict(headers)
+        if status != 304:
+            extra.setdefault("Content-Type", "text/plain")
+        handler.answer(status, extra, body)
+        handler.close_connection = False
+
+    return respond
+
+
+def drip(interval: float = 0.1, for_seconds: float = 10.0) -> Behaviour:
+    """The real answer's headers, then its body one byte every `interval` seconds: each
+    read is well within any read timeout, the whole never arrives in time. Gives up
+    (closes) after `for_seconds`."""
+
+    def respond(handler: _Handler, status: int, headers: dict[str, str], body: bytes) -> None:
+        handler.answer(status, headers, b"", length=len(body))
+        ends = time.monotonic() + for_seconds
+        for offset in range(len(body)):
+            if time.monotonic() > ends:
+                return
+            handler.wfile.write(body[offset : offset + 1])
+            handler.wfile.flush()
+            time.sleep(interval)
+
+    return respond
+
+
+def stall(for_seconds: float) -> Behaviour:
+    """The real answer's headers, then silence for `for_seconds` (a read timeout)."""
+
+    def respond(handler: _Handler, status: int, headers: dict[str, str], body: bytes) -> None:
+        handler.answer(status, headers, b"", length=len(body))
+        time.sleep(for_seconds)
+
+    return respond
+
+
+def truncate(handler: _Handler, status: int, headers: dict[str, str], body: bytes) -> None:
+    """The real answer's headers with its full length, half its body, then the
+    connection closes."""
+    handler.answer(status, headers, b"", length=len(body))
+    handler.wfile.write(body[: len(body) // 2])
+    handler.wfile.flush()
+
+
+def replace_body(body: bytes, **headers: str) -> Behaviour:
+    """A 200 with `body` (and `headers`, e.g. Content-Encoding) instead of the real one."""
+
+    def respond(handler: _Handler, _status: int, real: dict[str, str], _body: bytes) -> None:
+        kept = {k: v for k, v in real.items() if k.lower() in ("content-type", "etag")}
+        handler.answer(200, {**kept, **headers}, body)
+
+    return respond
+
+
+def endless_body(declared: int | None, for_seconds: float = 10.0) -> Behaviour:
+    """A 200 whose body never ends: `declared` as its Content-Length (None: none, the
+    connection's end marks the body's), zeros sent until the client hangs up or
+    `for_seconds` pass."""
+
+    def respond(handler: _Handler, _status: int, real: dict[str, str], _body: bytes) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", real.get("Content-Type", "application/octet-stream"))
+        if declared is not None:
+            handler.send_header("Content-Length", str(declared))
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        chunk = b"0" * 65536
+        ends = time.monotonic() + for_seconds
+        while time.monotonic() < ends:
+            handler.wfile.write(chunk)
+
+    return respond
+
+
+def hold(release: threading.Event, for_seconds: float = 60.0) -> Behaviour:
+    """The real answer, once `release` is set (or `for_seconds` passed)."""
+
+    def respond(handler: _Handler, status: int, headers: dict[str, str], body: bytes) -> None:
+        release.wait(for_seconds)
+        handler.answer(status, headers, body)
+        handler.close_connection = False
+
+    return respond
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -124,3 +124,18 @@ def test_a_target_whose_feeds_are_all_disabled_is_not_polled_for_rss(
     [report] = run(source=SourceName.rss)
     assert (report.skipped, source.calls) == (True, [])
     assert session.scalars(select(Feed.enabled)).all() == [False]
+
+
+def test_a_redirect_with_credentials_to_a_feed_the_target_has_keeps_them_out_of_the_reason(
+    run: Run, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret_new = "https://me:hunter2@news.example/new.xml"
+    moved = add_feed(session, SLUG, "https://me:hunter2@news.example/old.xml")
+    add_feed(session, SLUG, secret_new)
+    poll_feeds(run, monkeypatch, outcomes(
+        ("https://me:hunter2@news.example/old.xml",
+         {"status": FeedStatus.ok, "new_url": secret_new}),
+        (secret_new, {"status": FeedStatus.ok}),
+    ))
+    assert feed(session, moved.id).disabled_reason == (
+        f"moved permanently to {NEW}, which the target already has")

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from alerts.errors import NotFound
@@ -178,14 +179,18 @@ def test_warnings_are_reported_and_kept_for_the_operator(
 # -- failures -----------------------------------------------------------------------------
 
 
-def test_a_failing_source_is_recorded_while_the_others_succeed(
-    run: Run, session: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def pubmed_failing_beside_ctgov(monkeypatch: pytest.MonkeyPatch) -> None:
     install(
         monkeypatch,
         pubmed_source(SourceError("pubmed esearch: HTTP 400 bad term")),
         FakeSource(SourceName.ctgov, {SLUG: [result(trial("NCT01"))]}),
     )
+
+
+def test_a_failing_source_is_recorded_while_the_others_succeed(
+    run: Run, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pubmed_failing_beside_ctgov(monkeypatch)
     reports = run()
 
     pubmed, ctgov = report_for(reports, "pubmed"), report_for(reports, "ctgov")
@@ -198,6 +203,38 @@ def test_a_failing_source_is_recorded_while_the_others_succeed(
     assert state.next_poll_at == NOW + timedelta(minutes=60)
     assert (state.lease_owner, state.cursor) == (None, {})
     assert stored_ids(session, "ctgov") == {"NCT01"}
+
+
+def test_a_failure_the_database_cannot_record_costs_the_other_sources_nothing(
+    run: Run, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pubmed_failing_beside_ctgov(monkeypatch)
+
+    def unreachable(*_args: object, **_kwargs: object) -> object:
+        raise OperationalError("UPDATE source_states ...", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(repository, "record_failure", unreachable)
+    reports = run()
+
+    pubmed = report_for(reports, "pubmed")
+    assert (pubmed.failed, pubmed.error, pubmed.next_poll_at) == (
+        True, "pubmed esearch: HTTP 400 bad term", None)
+    assert not report_for(reports, "ctgov").failed
+    assert stored_ids(session, "ctgov") == {"NCT01"}
+    # Not recorded: the lease stays until it expires, then the state is polled again.
+    assert state_of(session, "pubmed").lease_owner == "test"
+
+
+def test_a_password_in_an_error_never_reaches_the_recorded_state(
+    run: Run, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(monkeypatch, pubmed_source(SourceError(
+        "pubmed esearch: https://me:hunter2@eutils.example/esearch.fcgi refused")))
+
+    [report] = run(source=SourceName.pubmed)
+
+    expected = "pubmed esearch: https://eutils.example/esearch.fcgi refused"
+    assert report.error == state_of(session, "pubmed").last_error == expected
 
 
 @pytest.mark.parametrize(

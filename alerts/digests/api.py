@@ -12,6 +12,7 @@ from alerts.deps import SessionDep
 from alerts.digests import service
 from alerts.digests.schemas import ChangeOut, DigestPage, DigestStatus, PreviewItem, PreviewOut
 from alerts.errors import AlertsError
+from alerts.pagination import CursorQuery, IdPath
 from alerts.subscriptions.auth import RequiredCallerDep, get_owned_alert
 from db.clock import utc_now
 
@@ -26,7 +27,7 @@ class AdminOnly(AlertsError):
 
 
 @router.get("/alerts/{alert_id}/preview", response_model=PreviewOut)
-def preview_alert(alert_id: int, session: SessionDep, caller: RequiredCallerDep) -> PreviewOut:
+def preview_alert(alert_id: IdPath, session: SessionDep, caller: RequiredCallerDep) -> PreviewOut:
     """The items the alert's next digest would hold (nothing is recorded): at most its
     `max_items`, in digest order, and how many more it would only link to."""
     alert = get_owned_alert(session, caller, alert_id)
@@ -60,7 +61,7 @@ def list_digests(
     caller: RequiredCallerDep,
     status: Annotated[DigestStatus | None, Query(description="e.g. failed")] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_DIGEST_PAGE)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: CursorQuery = None,
 ) -> DigestPage:
     """Digests newest first (admin token only): status, attempts, last error and the
     address's mail status."""

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from alerts.deps import SessionDep
+from alerts.errors import error_responses
 from alerts.items import service
 from alerts.items.schemas import ItemPage
 from alerts.pagination import CursorQuery
@@ -15,7 +16,7 @@ from alerts.sources.base import ItemKind
 router = APIRouter(prefix="/api/v1", tags=["items"])
 
 
-@router.get("/targets/{slug}/items", response_model=ItemPage)
+@router.get("/targets/{slug}/items", response_model=ItemPage, responses=error_responses(404, 422))
 def list_items(
     slug: str,
     session: SessionDep,

@@ -40,7 +40,7 @@ _OWNED = error_responses(401, 404, 422)
     responses={
         202: {"model": SubscriptionAccepted,
               "description": "Anonymous: a confirmation is on its way (whatever the address)"},
-        **error_responses(401, 409, 413, 422, 429),
+        **error_responses(400, 401, 409, 413, 422, 429),
     },
 )
 def create_alert(
@@ -83,7 +83,9 @@ def read_alert(alert_id: IdPath, session: MailingSessionDep, caller: RequiredCal
     return AlertOut.of(get_owned_alert(session, caller, alert_id))
 
 
-@router.patch("/alerts/{alert_id}", responses=error_responses(401, 404, 409, 413, 422))
+@router.patch(
+    "/alerts/{alert_id}", responses=error_responses(400, 401, 404, 409, 413, 422)
+)
 def change_alert(
     alert_id: IdPath, body: AlertUpdate, session: MailingSessionDep, caller: RequiredCallerDep
 ) -> AlertOut:
@@ -108,7 +110,7 @@ def delete_alert(
     status_code=status.HTTP_202_ACCEPTED,
     tags=["tokens"],
     dependencies=_THROTTLED,
-    responses=error_responses(413, 422, 429),
+    responses=error_responses(400, 413, 422, 429),
 )
 def request_token(
     body: TokenRequest, session: MailingSessionDep, settings: SettingsDep

@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -363,7 +363,7 @@ def manage(
     session: SessionDep,
     settings: SettingsDep,
     token: str = "",
-    done: Annotated[str | None, Query(max_length=20)] = None,
+    done: str | None = None,  # only a key of DONE_MESSAGES is shown
 ) -> HTMLResponse:
     subscriber = service.manage_subscriber(session, settings, token)
     return _manage_page(request, session, settings, subscriber, token,

@@ -492,3 +492,29 @@ def test_the_api_is_documented(harness: Harness) -> None:
     assert {"/api/v1/alerts", "/api/v1/alerts/{alert_id}", "/api/v1/tokens"} <= set(paths)
     assert {"get", "patch", "delete"} <= set(paths["/api/v1/alerts/{alert_id}"])
     assert "/" not in paths and "/subscribe" not in paths  # pages are not API
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "codes"),
+    [
+        ("post", "/api/v1/alerts", {"201", "202", "400", "401", "409", "413", "422", "429"}),
+        ("get", "/api/v1/alerts", {"200", "401", "422"}),
+        ("get", "/api/v1/alerts/{alert_id}", {"200", "401", "404", "422"}),
+        ("patch", "/api/v1/alerts/{alert_id}",
+         {"200", "400", "401", "404", "409", "413", "422"}),
+        ("delete", "/api/v1/alerts/{alert_id}", {"204", "401", "404", "422"}),
+        ("post", "/api/v1/tokens", {"202", "400", "413", "422", "429"}),
+        ("delete", "/api/v1/tokens/current", {"204", "401", "409"}),
+        ("delete", "/api/v1/subscriber", {"204", "401", "404", "422"}),
+    ],
+)
+def test_each_route_documents_its_error_answers(
+    harness: Harness, method: str, path: str, codes: set[str]
+) -> None:
+    responses = harness.client.get("/openapi.json").json()["paths"][path][method]["responses"]
+    assert set(responses) == codes
+    for code in codes - {"200", "201", "202", "204"}:
+        schema = responses[code]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorOut"}
+    if "429" in codes:
+        assert "Retry-After" in responses["429"]["headers"]

@@ -7,8 +7,12 @@ Invariants:
 - An active or paused alert is never changed by a request that proves nothing (no
   token, no signed link): the web form leaves it alone and mails a manage link. A
   pending alert, confirmed by nobody yet, takes the latest form's preferences.
-- An alert's row is kept when it ends (`unsubscribed`), and re-used when its
-  subscriber subscribes to the same target again.
+- No answer to a request that proves nothing about an address says whether it is
+  subscribed: the web form and an anonymous POST /api/v1/alerts answer the same.
+- An alert's row is kept when it ends (`unsubscribed`) or is deleted (`deleted`,
+  hidden from its owner), and re-used when its subscriber subscribes to the same
+  target again. Erasure is the exception: it removes the subscriber and everything
+  stored about them.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check alerts scheduler db tests bench
 	$(BIN)/mypy alerts scheduler db
+
+# A longer schema-fuzzing campaign than the suite's (FUZZ_EXAMPLES per operation and caller).
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_fuzz -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/feeds_fetch.py

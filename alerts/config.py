@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     #: (redirects and retries included); the target's other feeds go on.
     feed_deadline_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 120.0
     max_request_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
+    #: Requests to routes that send mail (subscribe, create an alert, request a token)
+    #: allowed per client address, and from everyone together, in one window; over
+    #: either, 429 with Retry-After. Counted in the database, so they hold across
+    #: API processes.
+    mail_throttle_window_seconds: Annotated[int, Field(ge=1, le=7 * 24 * 3600)] = 3600
+    mail_throttle_per_client: Annotated[int, Field(ge=1)] = 20
+    mail_throttle_overall: Annotated[int, Field(ge=1)] = 500
+    #: Days a personal API token works after it was mailed.
+    api_token_ttl_days: Annotated[int, Field(ge=1, le=3650)] = 90
 
     @field_validator("database_url")
     @classmethod

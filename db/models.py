@@ -315,3 +315,19 @@ class SchedulerHeartbeat(Base):
     owner: Mapped[str] = mapped_column(String(128), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utc_now)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utc_now)
+
+
+class MailRequest(Base):
+    """One request to a route that sends mail, for the throttles per client and overall.
+
+    `client` is a keyed hash of the client's address, not the address itself; rows
+    older than the throttle window are pruned."""
+
+    __tablename__ = "mail_requests"
+    __table_args__ = (Index("ix_mail_requests_client_created", "client", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utc_now, nullable=False, index=True
+    )

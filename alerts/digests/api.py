@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query
 from alerts.deps import SessionDep
 from alerts.digests import service
 from alerts.digests.schemas import ChangeOut, DigestPage, DigestStatus, PreviewItem, PreviewOut
-from alerts.errors import AlertsError
+from alerts.errors import AlertsError, error_responses
+from alerts.pagination import CursorQuery, IdPath
 from alerts.subscriptions.auth import RequiredCallerDep, get_owned_alert
 from db.clock import utc_now
 
@@ -25,8 +26,9 @@ class AdminOnly(AlertsError):
         super().__init__("this needs the admin token")
 
 
-@router.get("/alerts/{alert_id}/preview", response_model=PreviewOut)
-def preview_alert(alert_id: int, session: SessionDep, caller: RequiredCallerDep) -> PreviewOut:
+@router.get("/alerts/{alert_id}/preview", response_model=PreviewOut,
+            responses=error_responses(401, 404, 422))
+def preview_alert(alert_id: IdPath, session: SessionDep, caller: RequiredCallerDep) -> PreviewOut:
     """The items the alert's next digest would hold (nothing is recorded): at most its
     `max_items`, in digest order, and how many more it would only link to."""
     alert = get_owned_alert(session, caller, alert_id)
@@ -54,13 +56,13 @@ def preview_alert(alert_id: int, session: SessionDep, caller: RequiredCallerDep)
     )
 
 
-@router.get("/digests", response_model=DigestPage)
+@router.get("/digests", response_model=DigestPage, responses=error_responses(401, 403, 422))
 def list_digests(
     session: SessionDep,
     caller: RequiredCallerDep,
     status: Annotated[DigestStatus | None, Query(description="e.g. failed")] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_DIGEST_PAGE)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: CursorQuery = None,
 ) -> DigestPage:
     """Digests newest first (admin token only): status, attempts, last error and the
     address's mail status."""

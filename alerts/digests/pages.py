@@ -7,7 +7,7 @@ web pages' own (templates/web/base.html)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -17,6 +17,7 @@ from alerts.deps import SessionDep
 from alerts.digests import repository as repo
 from alerts.digests.compose import group_items, order_key
 from alerts.digests.render import item_view
+from alerts.pagination import parse_moment
 from alerts.targets.repository import by_slug
 from alerts.templating import environment
 
@@ -32,11 +33,8 @@ def _page(status: int, **context: object) -> HTMLResponse:
 
 
 def parse_since(value: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(value.strip().replace(" ", "+"))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    # A `+` of the offset arrives as a space when the link was not percent-encoded.
+    return parse_moment(value.replace(" ", "+"))
 
 
 @router.get("/targets/{slug}/items", response_class=HTMLResponse, include_in_schema=False)

@@ -26,7 +26,6 @@ whenever nothing is left to claim), so sending starts at once and no process idl
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import queue
@@ -46,7 +45,6 @@ from alerts.digests.planning import SCAN_GRACE, Planner, PlanStep
 from alerts.digests.render import RenderedBatch, RenderedDigest, RenderFailure
 from alerts.digests.schemas import DigestOut, DigestPage, DigestStatus
 from alerts.digests.workers import Workers
-from alerts.errors import Unprocessable
 from alerts.mail.base import (
     AddressNotSupported,
     MailConnection,
@@ -55,6 +53,7 @@ from alerts.mail.base import (
     TemporaryMailError,
 )
 from alerts.mail.breaker import RelayBreaker
+from alerts.pagination import decode_cursor, encode_cursor
 from db.clock import utc_now
 from db.models import Alert
 from db.session import transaction
@@ -471,27 +470,10 @@ def preview(session: Session, alert: Alert, *, now: datetime | None = None) -> P
 MAX_DIGEST_PAGE = 200
 
 
-def _encode_cursor(digest_id: int) -> str:
-    return base64.urlsafe_b64encode(f"d{digest_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("d"):
-            raise ValueError(raw)
-        return int(raw[1:])
-    except ValueError:
-        raise Unprocessable(
-            "cursor", "invalid cursor: pass the next_cursor of a previous page",
-            location="query",
-        ) from None
-
-
 def list_digests(
     session: Session, *, status: str | None, cursor: str | None, limit: int
 ) -> DigestPage:
-    before = _decode_cursor(cursor) if cursor else None
+    before = decode_cursor(cursor, int)[0] if cursor else None
     records = repo.list_digests(session, status=status, before_id=before, limit=limit + 1)
     page = records[:limit]
     alert_ids = repo.digest_alert_ids(session, [record.id for record in page])
@@ -507,4 +489,4 @@ def list_digests(
         for record in page
     ]
     more = len(records) > limit
-    return DigestPage(data=data, next_cursor=_encode_cursor(page[-1].id) if more else None)
+    return DigestPage(data=data, next_cursor=encode_cursor(page[-1].id) if more else None)

@@ -7,24 +7,27 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from alerts.deps import SessionDep
+from alerts.errors import error_responses
 from alerts.items import service
 from alerts.items.schemas import ItemPage
+from alerts.pagination import CursorQuery
 from alerts.sources.base import ItemKind
 
 router = APIRouter(prefix="/api/v1", tags=["items"])
 
 
-@router.get("/targets/{slug}/items", response_model=ItemPage)
+@router.get("/targets/{slug}/items", response_model=ItemPage, responses=error_responses(404, 422))
 def list_items(
     slug: str,
     session: SessionDep,
     since: Annotated[
         str | None,
-        Query(description="Only items found since: ISO-8601 date or datetime (UTC if naive)."),
+        Query(max_length=64,
+              description="Only items found since: ISO-8601 date or datetime (UTC if naive)."),
     ] = None,
     kind: Annotated[ItemKind | None, Query(description="publication, trial or news")] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = service.DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: CursorQuery = None,
 ) -> ItemPage:
     """Stored items of a target, newest first (by when each was first found for the
     target), `limit` per page; pass `next_cursor` back as `cursor` for the next page. A

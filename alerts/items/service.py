@@ -11,12 +11,10 @@ change make one event, not two.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
@@ -26,6 +24,7 @@ from alerts.errors import Unprocessable
 from alerts.items import repository
 from alerts.items.schemas import ChangeOut, ItemEventOut, ItemOut, ItemPage
 from alerts.matching import matcher_for
+from alerts.pagination import decode_cursor, encode_cursor, parse_moment
 from alerts.sources.base import FetchedItem, ItemKind, SourceName
 from alerts.sources.trial_fields import TRACKED_FIELD_LABELS
 from alerts.targets.service import get_target_by_slug
@@ -219,39 +218,13 @@ def known_ids(
 
 def parse_since(value: str) -> datetime:
     """An ISO-8601 datetime (an offset or Z; naive means UTC) or date (midnight UTC)."""
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+    moment = parse_moment(value, date_only_ok=True)
+    if moment is None:
         raise Unprocessable(
-            "since", "must be an ISO-8601 date or datetime, e.g. 2026-06-01 or "
-            "2026-06-01T08:00:00Z", location="query",
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def encode_cursor(at: datetime, item_id: int) -> str:
-    raw = json.dumps([at.astimezone(UTC).isoformat(), item_id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """The sort key in a cursor made by `encode_cursor`; Unprocessable when garbled."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at_text, item_id = json.loads(raw)
-        at = datetime.fromisoformat(at_text)
-        if at.tzinfo is None or not isinstance(item_id, int) or isinstance(item_id, bool):
-            raise ValueError("bad cursor fields")
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise Unprocessable(
-            "cursor", "invalid cursor: pass the next_cursor of a previous page",
-            location="query",
-        ) from None
-    return at, item_id
+            "since", "must be an ISO-8601 date or datetime between years 1 and 9999, e.g. "
+            "2026-06-01 or 2026-06-01T08:00:00Z", location="query",
+        )
+    return moment
 
 
 def list_target_items(
@@ -266,7 +239,7 @@ def list_target_items(
     """A page of the target's items, newest first (by when each was found for the target,
     then by id), with trials' events. NotFound for an unknown slug."""
     target = get_target_by_slug(session, slug)
-    after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor, datetime, int) if cursor else None
     rows = repository.target_items_page(
         session, target.id, since=since, kind=str(kind) if kind else None, after=after,
         limit=limit + 1,

@@ -2,6 +2,8 @@
 (ALERTS_ADMIN_TOKEN), from `Authorization: Bearer <token>`.
 
 Personal tokens are stored as SHA-256 only: a leaked database holds no usable token.
+They expire ALERTS_API_TOKEN_TTL_DAYS after they were mailed, and their owner can
+revoke them (DELETE /api/v1/tokens/current, or every token from the manage page).
 A bearer header that is present but wrong is refused (401), never downgraded to
 anonymous. Another subscriber's alert is "not found", so ids leak nothing.
 """
@@ -40,6 +42,8 @@ class Caller:
 
     subscriber_id: int | None = None
     is_admin: bool = False
+    #: The personal token of the request (for revoking it).
+    token_id: int | None = None
 
     @property
     def is_anonymous(self) -> bool:
@@ -63,9 +67,11 @@ def authenticate(session: Session, settings: Settings, token: str) -> Caller:
     if stored is None:
         raise Unauthorized("invalid bearer token")
     now = utc_now()
+    if stored.created_at + timedelta(days=settings.api_token_ttl_days) <= now:
+        raise Unauthorized("this token has expired; POST /api/v1/tokens mails a new one")
     if stored.last_used_at is None or now - stored.last_used_at > LAST_USED_RESOLUTION:
         stored.last_used_at = now
-    return Caller(subscriber_id=stored.subscriber_id)
+    return Caller(subscriber_id=stored.subscriber_id, token_id=stored.id)
 
 
 def get_caller(

@@ -1,16 +1,23 @@
 """Queries for subscribers, alerts and personal tokens. Every query says what it loads
-(relationships are `lazy="raise"`); nothing here commits."""
+(relationships are `lazy="raise"`); nothing here commits.
+
+A `deleted` alert (DELETE /api/v1/alerts/{id}) is kept for the record of what it was
+sent, but no query here returns it except `find_alert`, which re-uses its row when its
+subscriber subscribes to the target again."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from db.models import Alert, ApiToken, Item, ItemTarget, OutboundMail, Subscriber, Target
+
+#: The status of an alert its owner deleted: invisible to them, never mailed.
+DELETED = "deleted"
 
 
 def find_subscriber(session: Session, email: str) -> Subscriber | None:
@@ -40,7 +47,8 @@ def get_or_create_subscriber(session: Session, email: str) -> Subscriber:
 
 
 #: Alerts with what their API shape needs (address and target slug) loaded up front.
-_ALERTS = select(Alert).options(joinedload(Alert.subscriber), joinedload(Alert.target))
+_ANY_ALERT = select(Alert).options(joinedload(Alert.subscriber), joinedload(Alert.target))
+_ALERTS = _ANY_ALERT.where(Alert.status != DELETED)
 
 
 def get_alert(session: Session, alert_id: int) -> Alert | None:
@@ -49,8 +57,9 @@ def get_alert(session: Session, alert_id: int) -> Alert | None:
 
 
 def find_alert(session: Session, subscriber_id: int, target_id: int) -> Alert | None:
+    """The subscriber's alert on the target, deleted ones included (the row is re-used)."""
     return session.scalars(
-        _ALERTS.where(Alert.subscriber_id == subscriber_id, Alert.target_id == target_id)
+        _ANY_ALERT.where(Alert.subscriber_id == subscriber_id, Alert.target_id == target_id)
     ).one_or_none()
 
 
@@ -131,3 +140,28 @@ def count_mails_since(session: Session, recipient: str, kind: str, since: dateti
         )
         or 0
     )
+
+
+def delete_tokens(session: Session, subscriber_id: int, token_id: int | None = None) -> int:
+    """Revoke the subscriber's personal tokens (only `token_id` when given)."""
+    statement = delete(ApiToken).where(ApiToken.subscriber_id == subscriber_id)
+    if token_id is not None:
+        statement = statement.where(ApiToken.id == token_id)
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
+    """Delete the subscriber and everything stored about them: their alerts, tokens and
+    digests (with what each delivered) go with the row (ON DELETE CASCADE), and the
+    transactional mails to the address, sent or not, are deleted by address."""
+    email = subscriber.email
+    session.execute(
+        delete(OutboundMail).where(OutboundMail.recipient == email)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(Subscriber).where(Subscriber.id == subscriber.id)
+        .execution_options(synchronize_session=False)
+    )
+    session.expunge(subscriber)

@@ -181,3 +181,12 @@ class TokenRequest(BaseModel):
 
 class Accepted(BaseModel):
     detail: str
+
+
+class SubscriptionAccepted(BaseModel):
+    """The anonymous answer to POST /api/v1/alerts, the same whatever the address's
+    state: nothing in it says whether the address is subscribed."""
+
+    detail: str
+    email: str
+    target: str

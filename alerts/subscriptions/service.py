@@ -7,15 +7,16 @@ Invariants:
 - An active or paused alert is never changed by a request that proves nothing (no
   token, no signed link): the web form leaves it alone and mails a manage link. A
   pending alert, confirmed by nobody yet, takes the latest form's preferences.
-- An alert's row is kept when it ends (`unsubscribed`), and re-used when its
-  subscriber subscribes to the same target again.
+- No answer to a request that proves nothing about an address says whether it is
+  subscribed: the web form and an anonymous POST /api/v1/alerts answer the same.
+- An alert's row is kept when it ends (`unsubscribed`) or is deleted (`deleted`,
+  hidden from its owner), and re-used when its subscriber subscribes to the same
+  target again. Erasure is the exception: it removes the subscriber and everything
+  stored about them.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 import secrets
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from alerts.config import Settings
 from alerts.errors import Conflict, NotFound, Unprocessable
+from alerts.pagination import decode_cursor, encode_cursor
 from alerts.subscriptions import repository
 from alerts.subscriptions.auth import Caller, hash_token
 from alerts.subscriptions.mails import (
@@ -76,23 +78,33 @@ _PREFERENCE_FIELDS = ("frequency", "weekday", "send_hour", "timezone", "max_item
 # --- subscribing ---------------------------------------------------------------------
 
 
-def create_alert(session: Session, settings: Settings, data: AlertCreate, caller: Caller) -> Alert:
-    """POST /api/v1/alerts. Active at once for the address's own token, or for the
-    admin with `confirmed`; otherwise pending with a confirmation mail, even when the
-    address is verified (nobody subscribes a stranger)."""
+def create_alert(
+    session: Session, settings: Settings, data: AlertCreate, caller: Caller
+) -> Alert | None:
+    """POST /api/v1/alerts. For the address's own token, or the admin with `confirmed`,
+    the alert is active at once; for the admin without it, pending with a confirmation
+    mail. Both get the alert back, or a 409 when the address already has one.
+
+    Anyone else (anonymous, or another address's token) proves nothing about the
+    address, so they learn nothing about it either: this is the web form's
+    `subscribe_from_form` for one target (a pending alert and a confirmation mail, or
+    a mail naming the alert already running), and None comes back whatever happened."""
     target = find_target(session, data.target)
     if target is None:
         raise Unprocessable("target", f"unknown target {data.target!r}; GET /api/v1/targets "
                             "lists the catalogue")
+    prefs = Preferences.model_validate(data.model_dump(include=set(_PREFERENCE_FIELDS)))
     subscriber = repository.get_or_create_subscriber(session, data.email)
+    owner = caller.is_admin or caller.subscriber_id == subscriber.id
+    if not owner:
+        subscribe_from_form(session, settings, subscriber.email, [target], prefs)
+        return None
     alert = repository.find_alert(session, subscriber.id, target.id)
     if alert is not None and alert.status in LIVE_STATUSES:
         raise Conflict(f"{subscriber.email} already has an alert on {target.slug} "
                        f"(id {alert.id}, {alert.status})")
-    trusted = caller.subscriber_id == subscriber.id or (caller.is_admin and data.confirmed)
-    prefs = Preferences.model_validate(data.model_dump(include=set(_PREFERENCE_FIELDS)))
     alert = _pending_alert(session, subscriber, target, prefs, alert)
-    if trusted:
+    if not caller.is_admin or data.confirmed:
         now = utc_now()
         _activate(alert, now)
         if subscriber.verified_at is None:  # the operator vouches for the address
@@ -230,35 +242,40 @@ class Confirmation:
     latest: dict[int, list[Item]] = field(default_factory=dict)
 
 
-def confirm(session: Session, settings: Settings, token: str) -> Confirmation:
-    """GET /confirm: activate the link's alerts that are still pending and mark the
-    address verified. Mails nothing; a second click changes nothing."""
+def confirmation_of(session: Session, settings: Settings, token: str) -> Confirmation:
+    """GET /confirm: what the link would confirm, changing nothing (mail scanners
+    open links; only the button's POST confirms)."""
     payload = read_token(settings, Purpose.confirm, token)
-    subscriber_id = _int(payload.get("s"))
-    alert_ids = _ints(payload.get("a"))
-    subscriber = repository.get_subscriber(session, subscriber_id)
+    subscriber = repository.get_subscriber(session, _int(payload.get("s")))
     if subscriber is None:
         raise InvalidToken("this link is not valid any more")
     alerts = [
-        a for a in repository.alerts_by_ids(session, alert_ids)
+        a for a in repository.alerts_by_ids(session, _ints(payload.get("a")))
         if a.subscriber_id == subscriber.id
     ]
+    return Confirmation(subscriber, alerts)
+
+
+def confirm(session: Session, settings: Settings, token: str) -> Confirmation:
+    """POST /confirm: activate the link's alerts that are still pending and mark the
+    address verified. Mails nothing; a second click changes nothing."""
+    confirmation = confirmation_of(session, settings, token)
+    subscriber, alerts = confirmation.subscriber, confirmation.alerts
     now = utc_now()
-    activated = []
     for alert in alerts:
         if alert.status == AlertStatus.pending:
             _activate(alert, now)
-            activated.append(alert)
+            confirmation.activated.append(alert)
     if subscriber.verified_at is None:
         subscriber.verified_at = now
     # The click proves mail reaches the address again after an earlier bounce.
     subscriber.mail_status, subscriber.mail_error = "ok", None
     session.flush()
-    latest = repository.latest_items(
+    confirmation.latest = repository.latest_items(
         session, [a.target_id for a in alerts if a.status != AlertStatus.unsubscribed],
         LATEST_ITEMS_PER_TARGET,
     )
-    return Confirmation(subscriber, alerts, activated, latest)
+    return confirmation
 
 
 def manage_subscriber(session: Session, settings: Settings, token: str) -> Subscriber:
@@ -334,9 +351,18 @@ def change_status(alert: Alert, new: AlertStatus, *, is_admin: bool) -> None:
 
 
 def end_alert(session: Session, alert: Alert) -> None:
-    """DELETE: the alert is unsubscribed; its row stays, for the record of what was sent
-    and so that subscribing again re-uses it."""
+    """The manage page's "remove": the alert is unsubscribed and listed as ended; its
+    row stays, for the record of what was sent and so that subscribing again re-uses it."""
     change_status(alert, AlertStatus.unsubscribed, is_admin=False)
+    session.flush()
+
+
+def delete_alert(session: Session, alert: Alert) -> None:
+    """DELETE /api/v1/alerts/{id}: the alert is gone for its owner (404, not listed) and
+    nothing more is sent for it. The row stays as `deleted`, keeping the record of what
+    it was sent; subscribing to the target again re-uses it."""
+    alert.status = repository.DELETED
+    alert.updated_at = utc_now()
     session.flush()
 
 
@@ -368,7 +394,7 @@ def list_alerts(
     limit: int,
 ) -> AlertPage:
     """The caller's alerts (the admin's: everyone's), oldest first, a page at a time."""
-    after_id = decode_cursor(cursor) if cursor else 0
+    after_id = decode_cursor(cursor, int)[0] if cursor else 0
     rows = repository.alerts_page(
         session,
         subscriber_id=None if caller.is_admin else caller.subscriber_id,
@@ -381,22 +407,6 @@ def list_alerts(
         data=[AlertOut.of(a) for a in page],
         next_cursor=encode_cursor(page[-1].id) if more and page else None,
     )
-
-
-def encode_cursor(last_id: int) -> str:
-    raw = json.dumps({"after": last_id}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        after = json.loads(raw)["after"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise Unprocessable("cursor", "not a cursor this API returned", location="query") from None
-    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-        raise Unprocessable("cursor", "not a cursor this API returned", location="query")
-    return after
 
 
 # --- personal tokens -------------------------------------------------------------------
@@ -415,6 +425,53 @@ def request_api_token(session: Session, settings: Settings, email: str) -> None:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(subscriber_id=subscriber.id, token_hash=hash_token(token)))
     queue_mail(session, TOKEN_KIND, token_message(settings, to=email, token=token))
+
+
+def revoke_token(session: Session, caller: Caller) -> None:
+    """DELETE /api/v1/tokens/current: the token of this request stops working."""
+    if caller.subscriber_id is None or caller.token_id is None:
+        raise Conflict("only a personal token can be revoked; the admin token is "
+                       "ALERTS_ADMIN_TOKEN")
+    repository.delete_tokens(session, caller.subscriber_id, caller.token_id)
+
+
+def revoke_all_tokens(session: Session, subscriber: Subscriber) -> int:
+    """The manage page's button: every personal token of the address stops working."""
+    return repository.delete_tokens(session, subscriber.id)
+
+
+# --- erasure ---------------------------------------------------------------------------
+
+
+def erase(session: Session, subscriber: Subscriber) -> None:
+    """Forget the subscriber: the address, every alert, token and digest record, and the
+    mails to them. Nothing stored identifies them afterwards.
+
+    Exactly-once delivery needs nothing of them any more: a digest is keyed by the
+    subscriber's id and holds only the alerts' events, and with the alerts gone no
+    digest can be planned for that id again. If the address subscribes again it is a
+    new subscriber whose alerts start from their new confirmation, so nothing sent
+    before can be sent again."""
+    logger.info("subscriber %s erased on request", subscriber.id)
+    repository.erase_subscriber(session, subscriber)
+
+
+def subscriber_of(session: Session, caller: Caller, email: str | None) -> Subscriber:
+    """The subscriber a DELETE /api/v1/subscriber erases: the personal token's own, or
+    for the admin the one of `?email=`."""
+    if caller.is_admin:
+        if email is None:
+            raise Unprocessable("email", "the admin token erases the address given in "
+                                "?email=", location="query")
+        found = repository.find_subscriber(session, email)
+    elif email is not None:
+        raise Unprocessable("email", "a personal token erases its own address; leave "
+                            "?email= out", location="query")
+    else:
+        found = repository.get_subscriber(session, caller.subscriber_id or 0)
+    if found is None:
+        raise NotFound("no such subscriber")
+    return found
 
 
 # --- helpers ---------------------------------------------------------------------------

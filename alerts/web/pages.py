@@ -2,8 +2,8 @@
 
 Plain HTML forms that work without JavaScript. Every form POST is CSRF-checked except
 RFC 8058 one-click unsubscribe, whose identity is the opaque token in its URL. A GET
-never changes an alert's status except /confirm (the double opt-in click itself), and
-/unsubscribe only shows a button, because mail scanners prefetch links.
+never changes anything: /confirm and /unsubscribe only show what their link would do
+and a button, because mail scanners open links; the button's POST does it.
 
 Errors are pages, not JSON: a bad or expired link, a refused form. They are raised
 before anything is written, so answering with a page (which commits the request's
@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -25,7 +25,8 @@ from starlette.datastructures import FormData
 
 from alerts.config import Settings
 from alerts.deps import SessionDep, SettingsDep
-from alerts.errors import AlertsError
+from alerts.errors import AlertsError, TooManyRequests
+from alerts.pagination import MAX_ID
 from alerts.subscriptions import repository, service
 from alerts.subscriptions.outbox import MailingSessionDep
 from alerts.subscriptions.schemas import (
@@ -37,6 +38,7 @@ from alerts.subscriptions.schemas import (
     normalise_email,
     timezone_names,
 )
+from alerts.subscriptions.throttle import mail_throttle
 from alerts.subscriptions.tokens import InvalidToken, manage_url
 from alerts.targets.service import list_targets
 from alerts.templating import environment
@@ -72,6 +74,7 @@ DONE_MESSAGES = {
     "removed": "The alert has ended; nothing more is sent for it.",
     "added": "The alert is added.",
     "added-pending": "We sent you a mail to confirm the new alert.",
+    "tokens-revoked": "Your API tokens are revoked; POST /api/v1/tokens mails a new one.",
 }
 
 
@@ -103,6 +106,12 @@ class PageRoute(APIRoute):
                                   "the form again.")
             except PageError as exc:
                 return error_page(exc.status_code, exc.title, exc.message)
+            except TooManyRequests as exc:
+                headers = exc.headers or {}
+                page = error_page(429, "Please wait a little", f"There were {exc.detail}. "
+                                  f"Try again in {headers.get('Retry-After', 60)} seconds.")
+                page.headers.update(headers)
+                return page
 
         return page_handler
 
@@ -239,7 +248,7 @@ def _validate_preferences(
         return None
 
 
-@router.post("/subscribe", response_class=HTMLResponse)
+@router.post("/subscribe", response_class=HTMLResponse, dependencies=[Depends(mail_throttle)])
 def subscribe(
     request: Request, form: FormDep, session: MailingSessionDep, settings: SettingsDep
 ) -> HTMLResponse:
@@ -271,8 +280,28 @@ def subscribe(
 
 
 @router.get("/confirm", response_class=HTMLResponse)
-def confirm(session: SessionDep, settings: SettingsDep, token: str = "") -> HTMLResponse:
-    """The double opt-in click: activates the link's pending alerts, mails nothing."""
+def confirm_form(
+    request: Request, session: SessionDep, settings: SettingsDep, token: str = ""
+) -> HTMLResponse:
+    """What the link confirms, and a Confirm button; the GET itself changes nothing."""
+    confirmation = service.confirmation_of(session, settings, token)
+    return render(
+        "confirm.html",
+        token=csrf.CsrfToken(request, settings),
+        email=confirmation.subscriber.email,
+        pending=[a for a in confirmation.alerts if a.status == AlertStatus.pending],
+        action_url="/confirm?" + urlencode({"token": token}),
+    )
+
+
+@router.post("/confirm", response_class=HTMLResponse)
+def confirm(
+    request: Request, form: FormDep, session: SessionDep, settings: SettingsDep,
+    token: str = "",
+) -> HTMLResponse:
+    """The double opt-in click: activates the link's pending alerts, mails nothing,
+    and shows the latest items of each."""
+    csrf.check(request, settings, _text(form, csrf.FIELD_NAME))
     confirmation = service.confirm(session, settings, token)
     sections = [
         {
@@ -334,7 +363,7 @@ def manage(
     session: SessionDep,
     settings: SettingsDep,
     token: str = "",
-    done: Annotated[str | None, Query(max_length=20)] = None,
+    done: str | None = None,  # only a key of DONE_MESSAGES is shown
 ) -> HTMLResponse:
     subscriber = service.manage_subscriber(session, settings, token)
     return _manage_page(request, session, settings, subscriber, token,
@@ -349,15 +378,26 @@ def manage_action(
     settings: SettingsDep,
     token: str = "",
 ) -> HTMLResponse | RedirectResponse:
-    """One action per POST (`action` = save, pause, resume, remove, add), then back to
-    the manage page (303, so reloading does not repeat it)."""
+    """One action per POST (`action` = save, pause, resume, remove, add, revoke-tokens,
+    erase), then back to the manage page (303, so reloading does not repeat it). `erase`
+    only asks again; `erase-confirmed` erases the address and its history."""
     subscriber = service.manage_subscriber(session, settings, token)
     csrf.check(request, settings, _text(form, csrf.FIELD_NAME))
     action = _text(form, "action")
+    if action == "erase":
+        return render("erase.html", token=csrf.CsrfToken(request, settings),
+                      email=subscriber.email, action_url="/manage?" + urlencode({"token": token}))
+    if action == "erase-confirmed":
+        email = subscriber.email
+        service.erase(session, subscriber)
+        return render("erased.html", email=email)
     alert_id: int | None = None
     try:
         if action == "add":
             done = _add(session, settings, subscriber, form)
+        elif action == "revoke-tokens":
+            service.revoke_all_tokens(session, subscriber)
+            done = "tokens-revoked"
         else:
             alert_id = _int_field(form, "alert_id")
             alert = service.owned_alert(session, subscriber, alert_id)
@@ -405,8 +445,11 @@ def _add(session: Session, settings: Settings, subscriber: Subscriber, form: For
 
 
 def _int_field(form: FormData, name: str) -> int:
+    """A positive id from the form, within what a row's id can be."""
     value = _text(form, name)
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit() and len(value) <= 19) or not (
+        1 <= int(value) <= MAX_ID
+    ):
         raise PageError(422, "Not changed", "That alert does not exist.")
     return int(value)
 

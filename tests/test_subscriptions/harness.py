@@ -106,13 +106,19 @@ class Harness:
         return self.client.post("/api/v1/alerts", json=body, headers=headers)
 
     def confirm_by_mail(self, email: str) -> Any:
-        """Click the link of the latest confirmation mail to `email`."""
+        """Open the link of the latest confirmation mail to `email` and press Confirm."""
         mail = [m for m in self.mails(email) if str(m["Subject"]).startswith("Confirm")][-1]
-        return self.client.get(relative(link_in(mail, "/confirm?token=")))
+        return self.confirm(relative(link_in(mail, "/confirm?token=")))
+
+    def confirm(self, link: str) -> Any:
+        """GET a confirmation link (a page with a button), then POST its form."""
+        page = self.client.get(link)
+        assert page.status_code == 200, page.text
+        return self.client.post(link, data={"csrf_token": csrf_field(page.text)})
 
     def verified_subscriber(self, email: str, target: str = SLUG) -> None:
         """An address with one active alert, confirmed the way a person does it."""
-        assert self.api_subscribe(email, target).status_code == 201
+        assert self.api_subscribe(email, target).status_code == 202
         assert self.confirm_by_mail(email).status_code == 200
 
     def personal_token(self, email: str) -> str:
@@ -121,6 +127,12 @@ class Harness:
         mails = self.mails(email)
         assert len(mails) == before + 1
         return token_in(mails[-1])
+
+
+def csrf_field(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field in the page"
+    return match.group(1)
 
 
 def text_of(mail: EmailMessage) -> str:

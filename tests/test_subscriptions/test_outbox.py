@@ -40,7 +40,7 @@ def _queue(factory: sessionmaker[Session], *recipients: str) -> list[int]:
 def test_a_temporary_refusal_is_delivered_exactly_once_later(harness: Harness) -> None:
     harness.smtp.handler.fail_data.append("451 4.3.0 try again later")
 
-    assert harness.api_subscribe("ann@example.org").status_code == 201
+    assert harness.api_subscribe("ann@example.org").status_code == 202
 
     [row] = harness.outbound()
     assert (row.status, row.attempts, harness.mails()) == ("pending", 1, [])
@@ -66,7 +66,7 @@ def test_a_permanent_refusal_fails_the_mail_and_marks_the_address_bounced(
 ) -> None:
     harness.smtp.handler.refuse_rcpt["gone@example.org"] = "550 5.1.1 no such user"
 
-    assert harness.api_subscribe("gone@example.org").status_code == 201
+    assert harness.api_subscribe("gone@example.org").status_code == 202
 
     [row] = harness.outbound()
     assert row.status == "failed" and "550" in (row.last_error or "")

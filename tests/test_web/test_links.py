@@ -10,8 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alerts.subscriptions.tokens import Purpose, make_token, manage_url, unsubscribe_url
-from tests.test_subscriptions.harness import Harness, relative
-from tests.test_web.test_subscribe_form import csrf_field
+from tests.test_subscriptions.harness import Harness, csrf_field, relative
 
 OTHER_SLUG = "egfr-exon20"
 

@@ -3,7 +3,6 @@ the same answer for every address, activation by the click."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ from db.clock import utc_now
 from tests.test_subscriptions.harness import (
     SLUG,
     Harness,
+    csrf_field,
     html_of,
     link_in,
     relative,
@@ -24,12 +24,6 @@ from tests.test_subscriptions.harness import (
 
 FORM = {"email": "ann@example.org", "target": SLUG, "frequency": "weekly",
         "weekday": "friday", "send_hour": "7", "timezone": "Europe/Berlin", "max_items": "25"}
-
-
-def csrf_field(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF field in the page"
-    return match.group(1)
 
 
 def submit(harness: Harness, **overrides: Any) -> Any:
@@ -55,7 +49,9 @@ def test_the_form_lists_the_catalogue_with_a_csrf_token(harness: Harness) -> Non
     assert "<script>alert(1)" not in page.text
     for name in ("email", "frequency", "weekday", "send_hour", "timezone"):
         assert f'name="{name}"' in page.text
-    assert 'value="UTC"' in page.text and "resolvedOptions().timeZone" in page.text
+    assert 'value="UTC"' in page.text and '<script src="/static/timezone.js">' in page.text
+    script = harness.client.get("/static/timezone.js")
+    assert script.status_code == 200 and "resolvedOptions().timeZone" in script.text
 
 
 def test_a_submitted_form_mails_one_confirmation_and_nothing_else(harness: Harness) -> None:
@@ -191,7 +187,7 @@ def test_the_click_activates_and_shows_the_latest_items_once(harness: Harness) -
     submit(harness)
     link = relative(link_in(harness.only_mail("ann@example.org"), "/confirm?token="))
 
-    first = harness.client.get(link)
+    first = harness.confirm(link)
 
     assert first.status_code == 200
     assert "Your alerts are active" in first.text
@@ -203,7 +199,7 @@ def test_the_click_activates_and_shows_the_latest_items_once(harness: Harness) -
     [alert] = harness.alerts("ann@example.org")
     assert alert.status == "active" and alert.activated_at is not None
 
-    second = harness.client.get(link)
+    second = harness.confirm(link)
 
     assert second.status_code == 200 and "already used" in second.text
     assert harness.alerts("ann@example.org")[0].activated_at == alert.activated_at

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check alerts scheduler db tests bench
 	$(BIN)/mypy alerts scheduler db
+
+# Precision and recall of each target's rule on the labelled items (EXTRA=more.jsonl adds
+# files, e.g. readers' labels).
+eval: $(STAMP)
+	$(BIN)/python -m alerts.matching.evaluation tests/data/eval/*.jsonl $(EXTRA)
 
 bench: $(STAMP)
 	$(BIN)/python bench/feeds_fetch.py

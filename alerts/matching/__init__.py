@@ -7,8 +7,41 @@ The interface every caller uses (ingest, `alerts match`, rematch, the evaluation
   `{"genes", "mutations", "drugs"}` shape) compiled once into a `TargetRule`.
 - `TargetRule.match(item) -> Match`: matched or not, the terms, and the evidence (the
   sentence or field value that decided it, with the spans of the matched words).
+- `compile_catalogue(definitions)`: every target behind one scan of an item's text,
+  `.match(item) -> {slug: Match}` for the targets it matches.
 
-How the rule reads text lives behind this interface; callers never see patterns.
+How the rule reads text lives behind this interface (`rule` reads sentences, `language`
+holds the reading rules shared by every target); callers never see patterns.
+
+A target definition (a `[[targets]]` entry of alerts/targets/catalogue.toml; the keys the
+rule reads, others such as slug, name, queries and sources are ignored here):
+
+    kind = "variant"        # variant | fusion | protein | pathway
+    genes = ["ERBB2", "HER2", "NEU"]   # HGNC symbol first, then aliases; spaces and
+                            # hyphens are optional ("HER-2", "ErbB-2" are "HER2",
+                            # "ERBB2"); short all-letter symbols ("MET", "RET") match
+                            # only in the case written
+    variant_terms = ["exon 20 insertion", "ex20ins", "YVMA"]   # literal, any case,
+                            # spaces/hyphens optional, plural allowed; "exon N" also
+                            # matches lists ("exon 19 or 20")
+    variant_patterns = ['...']   # Python regexes, case-insensitive (HGVS notation)
+    related_drugs = ["poziotinib"]   # drugs also used elsewhere: never count alone
+    status_terms = ["positive", "rearranged"]   # fusion targets: status words that
+                            # name the target ("ALK-positive"); default none, so
+                            # "HER2-positive" is a receptor status, not the target
+    mutation_contexts = ["NSCLC"]   # diseases where a plain "GENE-mutant" of the
+                            # item's subject is the target; default none
+    [[targets.drugs]]       # target-specific drugs: each counts alone
+    name = "zongertinib"
+    codes = ["BI 1810631"]  # also matched as "BI-1810631" and "BI1810631"
+    brands = ["Hernexeos"]
+    shared_with = []        # other targets listing the drug (for the catalogue review)
+
+What counts: a target drug alone; a variant term or pattern together with a target gene
+mention that it belongs to in the same sentence (see `rule`); for fusion targets a gene
+with one of its status terms; for protein and pathway targets a gene mention that is not
+negated. In the older shape, `mutations` are variant terms (a listed "mutation" then
+makes any "HER2 mutation" count, as that shape meant) and `drugs` are names.
 """
 
 from __future__ import annotations

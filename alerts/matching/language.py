@@ -61,7 +61,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
 # --- What a gene mention is -------------------------------------------------------
 
 #: A parenthesised synonym or "/neu" right after a gene name: "HER2 (ERBB2)-positive".
-_APPOSITION = r"(?:\s*\([^()]{1,30}\))?(?:\s*/\s*neu\b)?"
+APPOSITION = r"(?:\s*\([^()]{1,30}\))?(?:\s*/\s*neu\b)?"
 _STATUS_WORDS = (
     r"positiv\w*|negativ\w*|low|ultra-?low|zero|null|equivocal|amplifi\w*|"
     r"over-?express\w*|expression|expressing|expressed|enriched|status|"
@@ -71,7 +71,7 @@ _STATUS_WORDS = (
 #: A status or expression word written after the gene: "HER2-positive", "HER2 IHC 3+",
 #: "HER2 gene amplification", "HER2+", "HER2−", "HER2 (IHC 2+)".
 STATUS_AFTER = re.compile(
-    rf"{_APPOSITION}(?:[\s-]+(?:gene|protein|receptor))?"
+    rf"{APPOSITION}(?:[\s-]+(?:gene|protein|receptor))?"
     rf"(?:[\s-]*\(?\s*(?P<word>{_STATUS_WORDS})\b"
     r"|\s?(?P<sign>[+\u2212\u2013]|-(?![A-Za-z0-9]))"
     r"|\s*\(?\s*(?P<score>[0-3]\s?\+))",
@@ -87,7 +87,7 @@ STATUS_BEFORE = re.compile(
 )
 #: The gene as a drug class: "EGFR/HER2 inhibitor", "HER2-selective TKI", "HER2 ADC".
 DRUG_CLASS_AFTER = re.compile(
-    rf"{_APPOSITION}(?:\s*/\s*[A-Za-z0-9-]{{2,10}})*"
+    rf"{APPOSITION}(?:\s*/\s*[A-Za-z0-9-]{{2,10}})*"
     r"[\s-]+(?:(?:selective|specific|sparing|dual|irreversible|reversible|covalent)[\s-]+)?"
     r"(?:inhibit\w*|tkis?\b|tyrosine\s+kinase\s+inhibitors?|blockers?|blockade|antagonists?"
     r"|antibod\w*|adcs?\b|bispecific\w*|vaccines?|car[\s-]?t\b|therap\w*|drugs?\b"
@@ -97,7 +97,7 @@ DRUG_CLASS_AFTER = re.compile(
 #: A plain mutation word after the gene: "HER2-mutant", "ERBB2 (HER2) mutations",
 #: "HER2 kinase domain mutations", "HER2 activating mutation".
 MUTATION_AFTER = re.compile(
-    rf"{_APPOSITION}[\s-]+(?:(?:gene|kinase|tyrosine|domain|tkd|activating|oncogenic|"
+    rf"{APPOSITION}[\s-]+(?:(?:gene|kinase|tyrosine|domain|tkd|activating|oncogenic|"
     r"somatic|germline|driver|sensitizing|sensitising|kinase-domain)[\s-]+){0,3}"
     r"(?P<word>mutant|mutants|mutation|mutations|mutated|variant|variants|mut)\b",
     re.IGNORECASE,

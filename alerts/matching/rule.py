@@ -242,7 +242,16 @@ class Rule:
             if variant_bodies else None
         )
         self.variant_patterns = [re.compile(p, re.IGNORECASE) for p in definition.variant_patterns]
-        self.status_terms = {t.lower() for t in definition.status_terms}
+        self.status_terms = {re.sub(r"[\s-]", "", t.lower()) for t in definition.status_terms}
+        self.own_status = (
+            re.compile(
+                rf"{language.APPOSITION}[\s-]+(?P<word>"
+                + "|".join(term_pattern(t) for t in definition.status_terms)
+                + rf")(?![{_ALNUM}])",
+                re.IGNORECASE,
+            )
+            if definition.status_terms else None
+        )
         self.contexts = names_regex(definition.mutation_contexts, plural=True, symbols=False)
         #: The exons the variant terms name, for lists such as "exon 19 or 20".
         self.exons = {
@@ -300,22 +309,23 @@ class Rule:
 
     def _read_unit(self, unit: Unit, reading: Reading) -> None:
         text = unit.text
-        drugs = [(m.start(), m.end()) for m in self.drugs.finditer(text)] if self.drugs else []
-        if drugs:
-            reading.counting.append(Finding(unit, drugs))
+        drugs = [m.span() for m in self.drugs.finditer(text)] if self.drugs else []
         genes = self._gene_mentions(unit)
         if any(g.role in ("plain", "mutation") and not g.negated for g in genes):
             reading.target_gene_named = True
+        counted: list[tuple[int, int]] = list(drugs)
         if not unit.ordered:
-            if self.definition.gene_alone_counts and any(not g.negated for g in genes):
-                reading.counting.append(Finding(unit, [(g.start, g.end) for g in genes]))
+            if self.definition.gene_alone_counts:
+                counted += [(g.start, g.end) for g in genes if not g.negated]
+            if counted:
+                reading.counting.append(Finding(unit, sorted(counted)))
             return
-        counted: list[tuple[int, int]] = []
         for gene in genes:
             if gene.negated or gene.role == "class":
                 continue
             if self.definition.gene_alone_counts or (
-                gene.role == "status" and gene.word.lower() in self.status_terms
+                gene.role == "status" and re.sub(r"[\s-]", "", gene.word.lower())
+                in self.status_terms
             ) or (gene.role == "mutation" and self._lists_as_variant(gene.word)):
                 counted.append((gene.start, gene.end))
         variants = self._variant_mentions(text, genes)
@@ -364,14 +374,15 @@ class Rule:
             mention = Mention(start, end)
             before = text[max(0, start - 40) : start]
             status = language.STATUS_AFTER.match(text, end)
-            if language.DRUG_CLASS_AFTER.match(text, end):
+            own = self.own_status.match(text, end) if self.own_status else None
+            if own:
+                mention.role, mention.word, mention.end = "status", own["word"], own.end()
+            elif language.DRUG_CLASS_AFTER.match(text, end):
                 mention.role = "class"
             elif status or language.STATUS_BEFORE.search(before):
                 mention.role = "status"
                 if status:
                     mention.word = status.group("word") or ""
-                    if mention.word.lower() in self.status_terms:
-                        mention.end = status.end()
             else:
                 after = language.MUTATION_AFTER.match(text, end)
                 prior = language.MUTATION_BEFORE.search(before)
@@ -447,7 +458,9 @@ def _owner(unit: Unit, owners: Sequence[Mention], start: int, end: int) -> Menti
         # share the variant.
         chain = before[-1]
         for previous in reversed(before[:-1]):
-            if not language.COORDINATION.match(text[previous.end : chain.start]):
+            if previous.role not in ("plain", "other") or not language.COORDINATION.match(
+                text[previous.end : chain.start]
+            ):
                 break
             if previous.is_target:
                 return previous

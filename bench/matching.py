@@ -52,7 +52,8 @@ def synthetic_catalogue(n: int, rng: random.Random) -> dict[str, dict[str, Any]]
             "genes": [symbol, f"{symbol[:-1]}-{symbol[-1]}"],
             "variant_terms": [f"exon {rng.randint(2, 30)}", f"{symbol[0]}{rng.randint(10, 900)}X"],
             "status_terms": ["positive"],
-            "drugs": [{"name": f"{symbol.lower()}tinib", "codes": [f"ZZ-{rng.randint(1000, 99999)}"],
+            "drugs": [{"name": f"{symbol.lower()}tinib",
+                       "codes": [f"ZZ-{rng.randint(1000, 99999)}"],
                        "brands": [f"{symbol.title()}ra"]}],
         }
     return definitions

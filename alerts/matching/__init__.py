@@ -55,7 +55,8 @@ from typing import Any
 from alerts.matching.catalogue import CatalogueRule
 from alerts.matching.definition import DefinitionError, read_definition
 from alerts.matching.legacy import Matcher, matcher_for
-from alerts.matching.rule import Document, Rule
+from alerts.matching.lexicon import Lexicon
+from alerts.matching.rule import Document, Rule, common_lexicon_names
 
 __all__ = [
     "CatalogueRule",
@@ -137,7 +138,11 @@ class TargetRule:
 
     def __init__(self, definition: Mapping[str, Any]) -> None:
         self.definition = definition
-        self._rule = Rule(read_definition(definition), None)
+        parsed = read_definition(definition)
+        lexicon = Lexicon()
+        common_lexicon_names(lexicon)
+        Rule.add_names(lexicon, parsed)
+        self._rule = Rule(parsed, lexicon.build())
 
     def match(self, item: MatchInput) -> Match:
         return self._rule.match(Document(item))

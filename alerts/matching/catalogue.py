@@ -9,28 +9,17 @@ compiled the first time an item names them.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import ahocorasick
-
-from alerts.matching import language
 from alerts.matching.definition import DefinitionError, read_definition
-from alerts.matching.rule import Document, GeneVocabulary, Rule
+from alerts.matching.lexicon import Lexicon
+from alerts.matching.rule import Document, Rule, common_lexicon_names
 
 if TYPE_CHECKING:
     from alerts.matching import Match, MatchInput
-
-
-def _spellings(name: str) -> set[str]:
-    """The lower-case forms a name takes in text: "BI 1810631", "BI-1810631", "BI1810631"."""
-    name = name.lower().strip()
-    joined = re.sub(r"[\s\-\u2010-\u2013]+", "", name)
-    split = re.sub(r"(?<=[a-z])(?=[0-9])|(?<=[0-9])(?=[a-z])", " ", joined)
-    return {name, joined, split, split.replace(" ", "-"), name.replace("-", " ")} - {""}
 
 
 class CatalogueRule:
@@ -43,39 +32,25 @@ class CatalogueRule:
                 self._definitions[slug] = read_definition(raw)
             except DefinitionError as exc:
                 raise DefinitionError(f"{slug}: {exc}") from None
-        genes = set(language.COMMON_GENES)
-        for definition in self._definitions.values():
-            genes.update(g for g in definition.genes if g.isupper() or any(c.isdigit() for c in g))
-        #: Every target's genes are "other genes" to the rest of the catalogue.
-        self._vocabulary = GeneVocabulary(genes)
-        self._rules: dict[str, Rule] = {}
-        self._automaton = ahocorasick.Automaton()
-        slugs_by_name: dict[str, set[str]] = {}
+        # One lexicon for all: every target's genes are "other genes" to the rest.
+        self._lexicon = Lexicon()
+        common_lexicon_names(self._lexicon)
         for slug, definition in self._definitions.items():
-            for name in definition.names:
-                for spelling in _spellings(name):
-                    slugs_by_name.setdefault(spelling, set()).add(slug)
-        for spelling, slugs in slugs_by_name.items():
-            self._automaton.add_word(spelling, (len(spelling), tuple(sorted(slugs))))
-        if slugs_by_name:
-            self._automaton.make_automaton()
+            Rule.add_names(self._lexicon, definition, owner=slug)
+        self._lexicon.build()
+        self._rules: dict[str, Rule] = {}
 
     @property
     def slugs(self) -> tuple[str, ...]:
         return tuple(self._definitions)
 
     def candidates(self, document: Document) -> set[str]:
-        """Targets one of whose names occurs in the item, on word boundaries."""
-        text = document.text.lower()
+        """Targets one of whose gene or drug names occurs in the item."""
+        owners = self._lexicon.owners
         found: set[str] = set()
-        if not self._definitions or not len(self._automaton):
-            return found
-        for last, (length, slugs) in self._automaton.iter(text):
-            start, end = last - length + 1, last + 1
-            if (start == 0 or not text[start - 1].isalnum()) and (
-                end == len(text) or not text[end].isalnum()
-            ):
-                found.update(slugs)
+        for unit in document.units:
+            for hit in unit.hits(self._lexicon):
+                found |= owners[hit.term]
         return found
 
     def match(self, item: MatchInput) -> dict[str, Match]:
@@ -91,9 +66,8 @@ class CatalogueRule:
     def _rule(self, slug: str) -> Rule:
         rule = self._rules.get(slug)
         if rule is None:
-            rule = self._rules[slug] = Rule(self._definitions[slug], self._vocabulary)
+            rule = self._rules[slug] = Rule(self._definitions[slug], self._lexicon)
         return rule
-
 
 
 def load_definitions(path: Path) -> dict[str, dict[str, Any]]:

@@ -68,6 +68,8 @@ _STATUS_WORDS = (
     r"ihc|immunohistochemi\w*|fish|ish|sish|copy[\s-]?numbers?|cn|gcn|score[sd]?|"
     r"test(?:s|ing|ed)?|directed|targeted|targeting|protein\s+expression|heterogene\w*"
 )
+#: The word written right after a gene name: "ALK-rearranged", "ALK (ALK1)-positive".
+NEXT_WORD = re.compile(rf"{APPOSITION}[\s-]+(?P<word>[A-Za-z]+)")
 #: A status or expression word written after the gene: "HER2-positive", "HER2 IHC 3+",
 #: "HER2 gene amplification", "HER2+", "HER2−", "HER2 (IHC 2+)".
 STATUS_AFTER = re.compile(
@@ -192,7 +194,8 @@ def negated_spans(text: str) -> list[tuple[int, int]]:
 #: Genes other than the target's, as written in oncology text. Used to decide whose
 #: variant a variant term is; a catalogue adds the genes of all its targets.
 COMMON_GENES = frozenset((
-    "EGFR", "HER1", "ERBB1", "ERBB3", "HER3", "ERBB4", "HER4", "KRAS", "NRAS", "HRAS", "BRAF",
+    "EGFR", "HER1", "ERBB1", "ERBB2", "HER2", "ERBB3", "HER3", "ERBB4", "HER4", "KRAS", "NRAS",
+    "HRAS", "BRAF",
     "MET", "ALK", "ROS1", "RET", "NTRK", "NTRK1", "NTRK2", "NTRK3", "NRG1", "FGFR", "FGFR1",
     "FGFR2", "FGFR3", "FGFR4", "PIK3CA", "PIK3CB", "PTEN", "AKT1", "BRCA", "BRCA1", "BRCA2",
     "PALB2", "ESR1", "PGR", "TP53", "KIT", "PDGFRA", "IDH1", "IDH2", "MAP2K1", "MEK1", "STK11",

@@ -27,15 +27,25 @@ MeSH headings carry no word order, so they count only for drugs and protein targ
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
-
-import ahocorasick
 
 from alerts.matching import language
 from alerts.matching.definition import Definition
+from alerts.matching.lexicon import (
+    CONTEXT,
+    DASHES,
+    DRUG,
+    GENE,
+    OTHER,
+    VARIANT,
+    Hit,
+    Lexicon,
+    canonical,
+)
 
 if TYPE_CHECKING:
     from alerts.matching import Match, MatchInput
@@ -45,103 +55,51 @@ WINDOW = 20
 #: How many words a gene written after its variant may follow it by.
 WINDOW_AFTER = 6
 
-_ALNUM = "A-Za-z0-9"
 
-
-def term_pattern(term: str) -> str:
-    """A literal term as a regex body: spaces and hyphens interchangeable or absent,
-    letters and digits may be split ("exon20" = "exon 20" = "exon-20")."""
-    parts = [p for p in re.split(r"[\s\-\u2010-\u2013]+", term.strip()) if p]
-    pieces = []
-    for part in parts:
-        chunks = re.findall(r"[A-Za-z]+|[0-9]+|[^A-Za-z0-9]+", part)
-        pieces.append(r"[\s\-\u2010-\u2013]?".join(re.escape(c) for c in chunks))
-    return r"[\s\-\u2010-\u2013]*".join(pieces)
-
-
-def bounded(body: str, plural: bool = False) -> str:
-    suffix = "(?:s|es)?" if plural else ""
-    return rf"(?<![{_ALNUM}])(?:{body}){suffix}(?![{_ALNUM}])"
-
-
-def case_sensitive(name: str) -> bool:
-    """Short all-letter symbols are words in other spellings ("MET", "RET", "KIT")."""
-    return name.isalpha() and len(name) <= 4
-
-
-def names_regex(
-    names: Iterable[str], plural: bool = False, symbols: bool = True
-) -> re.Pattern[str] | None:
-    """One regex for names, longest first; short gene symbols (`symbols`) case-sensitive."""
-    bodies = []
-    for name in sorted(set(names), key=len, reverse=True):
-        body = term_pattern(name)
-        bodies.append(body if symbols and case_sensitive(name) else f"(?i:{body})")
-    if not bodies:
-        return None
-    return re.compile(bounded("|".join(bodies), plural))
+def common_lexicon_names(lexicon: Lexicon) -> None:
+    """Add the genes every rule knows as "other genes" (see `language.COMMON_GENES`)."""
+    for symbol in language.COMMON_GENES:
+        lexicon.add(OTHER, symbol)
 
 
 # --- The item as units --------------------------------------------------------------
 
 
-class GeneVocabulary:
-    """Gene symbols of other genes, found in one Aho-Corasick pass (case as written)."""
-
-    def __init__(self, symbols: Iterable[str]) -> None:
-        self.symbols = frozenset(s for s in symbols if s)
-        self._automaton = ahocorasick.Automaton()
-        for symbol in self.symbols:
-            self._automaton.add_word(symbol, symbol)
-        if self.symbols:
-            self._automaton.make_automaton()
-
-    def find(self, text: str) -> list[tuple[int, int, str]]:
-        if not self.symbols:
-            return []
-        found = []
-        for last, symbol in self._automaton.iter(text):
-            start, end = last - len(symbol) + 1, last + 1
-            if (start == 0 or not text[start - 1].isalnum()) and (
-                end == len(text) or not text[end].isalnum()
-            ):
-                found.append((start, end, symbol))
-        return found
-
-
-COMMON_VOCABULARY = GeneVocabulary(language.COMMON_GENES)
-
-
 @dataclass
 class Unit:
     field: str
+    #: The text as written: evidence shows it.
     text: str
     #: False for MeSH headings: a bag of terms, no sentence to read.
     ordered: bool = True
 
     @cached_property
+    def norm(self) -> str:
+        """The text with every dash a hyphen, one character for one, for the patterns."""
+        return self.text.translate(DASHES)
+
+    @cached_property
     def word_starts(self) -> list[int]:
-        return [m.start() for m in language.WORD.finditer(self.text)]
+        return [m.start() for m in language.WORD.finditer(self.norm)]
 
     @cached_property
     def negated(self) -> list[tuple[int, int]]:
-        return language.negated_spans(self.text)
+        return language.negated_spans(self.norm)
 
     def words_between(self, start: int, end: int) -> int:
-        from bisect import bisect_left
-
         return bisect_left(self.word_starts, end) - bisect_left(self.word_starts, start)
 
     def is_negated(self, start: int, end: int) -> bool:
         if any(s <= start < e for s, e in self.negated):
             return True
-        return bool(language.NEGATION_AFTER.match(self.text, end))
+        return bool(language.NEGATION_AFTER.match(self.norm, end))
 
-    def other_genes(self, vocabulary: GeneVocabulary) -> list[tuple[int, int, str]]:
-        cache = self.__dict__.setdefault("_genes", {})
-        if id(vocabulary) not in cache:
-            cache[id(vocabulary)] = vocabulary.find(self.text)
-        found: list[tuple[int, int, str]] = cache[id(vocabulary)]
+    def hits(self, lexicon: Lexicon) -> list[Hit]:
+        """The lexicon's terms in this unit, found once per lexicon."""
+        cache: dict[int, list[Hit]] = self.__dict__.setdefault("_hits", {})
+        found = cache.get(id(lexicon))
+        if found is None:
+            found = cache[id(lexicon)] = lexicon.find(self.text)
         return found
 
 
@@ -169,10 +127,6 @@ class Document:
         if mesh:
             units.append(Unit("mesh", "; ".join(mesh), ordered=False))
         self.units = units
-
-    @cached_property
-    def text(self) -> str:
-        return "\n".join(u.text for u in self.units)
 
 
 def _sentences(name: str, text: str) -> list[Unit]:
@@ -216,8 +170,9 @@ class Reading:
 
     counting: list[Finding] = field(default_factory=list)
     generic: list[Finding] = field(default_factory=list)
-    #: A variant of the gene other than the target's is named ("HER2 L755S").
-    other_variant: bool = False
+    #: Units naming the target's gene, with what was found there, for `_names_other_variant`.
+    gene_units: list[tuple[Unit, list[Mention], list[tuple[int, int]], list[Mention]]] = field(
+        default_factory=list)
     #: A target variant is named but set aside ("other than exon 20 insertions").
     negated_variant: bool = False
     #: Variant terms in sentences that name no gene, left for the item's gene.
@@ -230,34 +185,35 @@ class Reading:
 class Rule:
     """The compiled reading of one target definition."""
 
-    def __init__(self, definition: Definition, vocabulary: GeneVocabulary | None) -> None:
+    def __init__(self, definition: Definition, lexicon: Lexicon) -> None:
+        """`lexicon` must hold the definition's names (see `add_names`)."""
         self.definition = definition
-        self.vocabulary = vocabulary or COMMON_VOCABULARY
-        self.genes = names_regex(definition.genes)
-        self.drugs = names_regex([s for d in definition.drugs for s in d.spellings], symbols=False)
-        variant_bodies = [term_pattern(t) for t in definition.variant_terms]
-        self.variant_terms = (
-            re.compile(bounded("|".join(sorted(variant_bodies, key=len, reverse=True)), True),
-                       re.IGNORECASE)
-            if variant_bodies else None
-        )
-        self.variant_patterns = [re.compile(p, re.IGNORECASE) for p in definition.variant_patterns]
-        self.status_terms = {re.sub(r"[\s-]", "", t.lower()) for t in definition.status_terms}
-        self.own_status = (
-            re.compile(
-                rf"{language.APPOSITION}[\s-]+(?P<word>"
-                + "|".join(term_pattern(t) for t in definition.status_terms)
-                + rf")(?![{_ALNUM}])",
-                re.IGNORECASE,
-            )
-            if definition.status_terms else None
-        )
-        self.contexts = names_regex(definition.mutation_contexts, plural=True, symbols=False)
+        self.lexicon = lexicon
+        self.gene_ids = {lexicon.add(GENE, g) for g in definition.genes}
+        self.drug_ids = {lexicon.add(DRUG, n) for d in definition.drugs for n in d.spellings}
+        self.variant_ids = {lexicon.add(VARIANT, t) for t in definition.variant_terms}
+        self.context_ids = {lexicon.add(CONTEXT, c) for c in definition.mutation_contexts}
+        self.own_ids = self.gene_ids | self.drug_ids | self.variant_ids
+        self.variant_patterns = [_pattern(p) for p in definition.variant_patterns]
+        self.status_terms = {canonical(t) for t in definition.status_terms}
         #: The exons the variant terms name, for lists such as "exon 19 or 20".
         self.exons = {
             int(m.group(1)) for t in definition.variant_terms
             for m in [re.fullmatch(r"exon[\s-]*(\d+)", t, re.IGNORECASE)] if m
         }
+
+    @staticmethod
+    def add_names(lexicon: Lexicon, definition: Definition, owner: str | None = None) -> None:
+        """Put a definition's names into a lexicon (before it is built)."""
+        for gene in definition.genes:
+            lexicon.add(GENE, gene, owner)
+        for drug in definition.drugs:
+            for name in drug.spellings:
+                lexicon.add(DRUG, name, owner)
+        for term in definition.variant_terms:
+            lexicon.add(VARIANT, term)
+        for context in definition.mutation_contexts:
+            lexicon.add(CONTEXT, context)
 
     # The decision ----------------------------------------------------------------
 
@@ -270,7 +226,9 @@ class Rule:
             reading.others_own_variants or reading.negated_variant
         ):
             findings = reading.orphans
-        if not findings and not (reading.other_variant or reading.negated_variant):
+        if not findings and reading.generic and self.context_ids and not (
+            reading.negated_variant or self._names_other_variant(reading)
+        ):
             findings = self._generic_in_context(reading.generic, document)
         if not findings:
             return Match(matched=False)
@@ -291,29 +249,35 @@ class Rule:
         """Plain mutation mentions that make the item this target: the gene's mutation
         is its subject (named in a headline field, or in two sentences or more) and the
         disease of the target's context is named with it (in the same unit or a title)."""
-        if self.contexts is None or not generic:
+        if not self.context_ids or not generic:
             return []
         headline = [f for f in generic if f.unit.field in _HEADLINE_FIELDS]
         if not headline and len(generic) < 2:
             return []
-        contexts = self.contexts
-        if any(contexts.search(u.text) for u in document.units if u.field in _TITLE_FIELDS):
+        if any(self._names_context(u) for u in document.units if u.field in _TITLE_FIELDS):
             return generic
-        return [f for f in generic if contexts.search(f.unit.text)]
+        return [f for f in generic if self._names_context(f.unit)]
+
+    def _names_context(self, unit: Unit) -> bool:
+        return any(h.term in self.context_ids for h in unit.hits(self.lexicon))
 
     def read(self, document: Document) -> Reading:
         reading = Reading()
         for unit in document.units:
-            self._read_unit(unit, reading)
+            hits = unit.hits(self.lexicon)
+            if any(h.term in self.own_ids for h in hits) or any(
+                p.search(unit.norm) for p in self.variant_patterns
+            ):
+                self._read_unit(unit, hits, reading)
+                if reading.counting:  # decided: the rest cannot undo it
+                    break
         return reading
 
-    def _read_unit(self, unit: Unit, reading: Reading) -> None:
-        text = unit.text
-        drugs = [m.span() for m in self.drugs.finditer(text)] if self.drugs else []
-        genes = self._gene_mentions(unit)
+    def _read_unit(self, unit: Unit, hits: list[Hit], reading: Reading) -> None:
+        counted: list[tuple[int, int]] = [(h.start, h.end) for h in hits if h.term in self.drug_ids]
+        genes = self._gene_mentions(unit, hits)
         if any(g.role in ("plain", "mutation") and not g.negated for g in genes):
             reading.target_gene_named = True
-        counted: list[tuple[int, int]] = list(drugs)
         if not unit.ordered:
             if self.definition.gene_alone_counts:
                 counted += [(g.start, g.end) for g in genes if not g.negated]
@@ -324,14 +288,14 @@ class Rule:
             if gene.negated or gene.role == "class":
                 continue
             if self.definition.gene_alone_counts or (
-                gene.role == "status" and re.sub(r"[\s-]", "", gene.word.lower())
-                in self.status_terms
+                gene.role == "status" and canonical(gene.word) in self.status_terms
             ) or (gene.role == "mutation" and self._lists_as_variant(gene.word)):
                 counted.append((gene.start, gene.end))
-        variants = self._variant_mentions(text, genes)
+        variants = self._variant_mentions(unit, hits, genes)
         others = [
-            Mention(s, e, "other") for s, e, _ in unit.other_genes(self.vocabulary)
-            if not any(g.start <= s < g.end for g in genes)
+            Mention(h.start, h.end, "other") for h in hits
+            if self.lexicon.terms[h.term].role in (GENE, OTHER) and h.term not in self.gene_ids
+            and not any(g.start <= h.start < g.end or h.start <= g.start < h.end for g in genes)
         ]
         owners = sorted([g for g in genes if g.role != "class"] + others, key=lambda m: m.start)
         orphans: list[tuple[int, int]] = []
@@ -356,27 +320,31 @@ class Rule:
         generic = [g for g in genes if g.role == "mutation" and not g.negated]
         if generic:
             reading.generic.append(Finding(unit, [(g.start, g.end) for g in generic]))
-        if genes and self._names_other_variant(unit, genes, variants, owners):
-            reading.other_variant = True
+        if genes:
+            reading.gene_units.append((unit, genes, variants, owners))
 
     def _lists_as_variant(self, word: str) -> bool:
         """A definition that lists a plain mutation word ("mutation", as the older shape
         does) as a variant term asks for any mutation of the gene."""
-        return self.variant_terms is not None and bool(self.variant_terms.fullmatch(word))
+        key = canonical(word)
+        return any(
+            key in (term.key, term.key + "s", term.key + "es")
+            for term in (self.lexicon.terms[i] for i in self.variant_ids)
+        )
 
-    def _gene_mentions(self, unit: Unit) -> list[Mention]:
-        if self.genes is None:
-            return []
-        text = unit.text
-        mentions = []
-        for found in self.genes.finditer(text):
-            start, end = found.span()
+    def _gene_mentions(self, unit: Unit, hits: list[Hit]) -> list[Mention]:
+        text = unit.norm
+        mentions: list[Mention] = []
+        for hit in hits:
+            if hit.term not in self.gene_ids or (mentions and hit.start < mentions[-1].end):
+                continue
+            start, end = hit.start, hit.end
             mention = Mention(start, end)
             before = text[max(0, start - 40) : start]
             status = language.STATUS_AFTER.match(text, end)
-            own = self.own_status.match(text, end) if self.own_status else None
-            if own:
-                mention.role, mention.word, mention.end = "status", own["word"], own.end()
+            own = self._own_status(text, end)
+            if own is not None:
+                mention.role, mention.word, mention.end = "status", text[own[0]:own[1]], own[1]
             elif language.DRUG_CLASS_AFTER.match(text, end):
                 mention.role = "class"
             elif status or language.STATUS_BEFORE.search(before):
@@ -397,10 +365,21 @@ class Rule:
             mentions.append(mention)
         return mentions
 
-    def _variant_mentions(self, text: str, genes: Sequence[Mention]) -> list[tuple[int, int]]:
-        spans = []
-        if self.variant_terms is not None:
-            spans += [m.span() for m in self.variant_terms.finditer(text)]
+    def _own_status(self, text: str, end: int) -> tuple[int, int] | None:
+        """The span of one of the target's status terms written with the gene name
+        ("ALK-positive", "ALK (anaplastic lymphoma kinase)-rearranged")."""
+        if not self.status_terms:
+            return None
+        found = language.NEXT_WORD.match(text, end)
+        if found and canonical(found["word"]) in self.status_terms:
+            return found.span("word")
+        return None
+
+    def _variant_mentions(
+        self, unit: Unit, hits: list[Hit], genes: Sequence[Mention]
+    ) -> list[tuple[int, int]]:
+        text = unit.norm
+        spans = [(h.start, h.end) for h in hits if h.term in self.variant_ids]
         for pattern in self.variant_patterns:
             spans += [m.span() for m in pattern.finditer(text)]
         if self.exons:
@@ -422,30 +401,32 @@ class Rule:
             if not any(g.start <= s and e <= g.end and g.role != "plain" for g in genes)
         ]
 
-    def _names_other_variant(
-        self,
-        unit: Unit,
-        genes: Sequence[Mention],
-        variants: Sequence[tuple[int, int]],
-        owners: Sequence[Mention],
-    ) -> bool:
-        """Whether the unit names a variant of the target gene that is not the target's."""
-        candidates = [m.span() for m in language.PROTEIN_CHANGE.finditer(unit.text)]
-        candidates += [m.span() for m in language.OTHER_VARIANT_WORDS.finditer(unit.text)]
-        for start, end in candidates:
-            if any(s < end and start < e for s, e in variants):
-                continue
-            if any(g.start <= start and end <= g.end for g in genes):
-                continue
-            owner = _owner(unit, owners, start, end)
-            if owner is not None and owner.is_target and not unit.is_negated(start, end):
-                return True
+    def _names_other_variant(self, reading: Reading) -> bool:
+        """Whether the item names a variant of the target gene that is not the target's
+        ("HER2 L755S", "HER2 point mutations", "exon 19")."""
+        for unit, genes, variants, owners in reading.gene_units:
+            candidates = [m.span() for m in language.PROTEIN_CHANGE.finditer(unit.norm)]
+            candidates += [m.span() for m in language.OTHER_VARIANT_WORDS.finditer(unit.norm)]
+            for start, end in candidates:
+                if any(s < end and start < e for s, e in variants):
+                    continue
+                if any(g.start <= start and end <= g.end for g in genes):
+                    continue
+                owner = _owner(unit, owners, start, end)
+                if owner is not None and owner.is_target and not unit.is_negated(start, end):
+                    return True
         return False
+
+
+@lru_cache(maxsize=4096)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """A definition's variant pattern, compiled once however many targets share it."""
+    return re.compile(pattern, re.IGNORECASE)
 
 
 def _owner(unit: Unit, owners: Sequence[Mention], start: int, end: int) -> Mention | None:
     """The gene mention a variant term at [start, end) belongs to, if any."""
-    text = unit.text
+    text = unit.norm
     after = [m for m in owners if m.start >= end]
     before = [m for m in owners if m.end <= start]
     if after and language.LINK_TO_GENE_AFTER.match(text[end : after[0].start]):

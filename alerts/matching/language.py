@@ -129,7 +129,8 @@ _SETTING_ASIDE = re.compile(
 #: Cues that set one phrase against the sentence's subject, up to the next comma:
 #: "distinct from HER2 mutation", "unlike EGFR exon 20 insertions, HER2 ...".
 _CONTRAST = re.compile(
-    r"\b(?:(?:distinct|differ(?:s|ed|ent|ing)?|separate[d]?)\s+(?:\w+ly\s+)?from|unlike"
+    r"\b(?:(?:distinct|differ(?:s|ed|ent|ing)?|separate[d]?)\s+(?:\w+ly\s+(?:and\s+\w+ly\s+)?)?"
+    r"from|unlike"
     r"|in\s+contrast\s+(?:to|with)|as\s+opposed\s+to|independent(?:ly)?\s+of)\b",
     re.IGNORECASE,
 )
@@ -147,6 +148,18 @@ _SCOPE_END = re.compile(
 _HOLDER = re.compile(
     r"(?:patients|those|tumou?rs|cases|participants|subjects|people|individuals|cancers?"
     r"|disease|nsclc)\s+$",
+    re.IGNORECASE,
+)
+#: Predicates that take back their subject: "patients with X were excluded".
+_TAKEN_BACK = re.compile(
+    r"\b(?:was|were|are|is|being|been)\s+(?:\w+ly\s+)?(?:excluded|ineligible|not\s+eligible"
+    r"|not\s+allowed|not\s+permitted|not\s+included|removed|ruled\s+out|not\s+detected"
+    r"|not\s+found|not\s+identified|absent)\b",
+    re.IGNORECASE,
+)
+#: Where such a subject starts, at the latest.
+_SUBJECT_START = re.compile(
+    r"[.;:]|\b(?:but|however|although|though|whereas|while|yet|and\s+(?:that|those))\b",
     re.IGNORECASE,
 )
 _NEGATION_WORDS = 6
@@ -186,6 +199,14 @@ def negated_spans(text: str) -> list[tuple[int, int]]:
                 end = words[reach - 1].end()
             if end > start:
                 spans.append((start, end))
+    for predicate in _TAKEN_BACK.finditer(text):
+        start = 0
+        for boundary in _SUBJECT_START.finditer(text, 0, predicate.start()):
+            start = boundary.end()
+        words = list(WORD.finditer(text, start, predicate.start()))
+        if len(words) > _SETTING_ASIDE_WORDS:
+            start = words[-_SETTING_ASIDE_WORDS].start()
+        spans.append((start, predicate.start()))
     return spans
 
 

@@ -9,9 +9,10 @@ reading rules):
 1. a target-specific drug counts alone;
 2. a variant term counts when it belongs to a target gene mention of the same unit: the
    nearest gene name before it within `WINDOW` words (or one linked after it: "exon 20
-   insertions in ERBB2"), where a gene coordinated with it ("EGFR and HER2 exon 20")
-   counts as well; the gene mention must not be a status word, a drug class or negated,
-   and the variant must not be negated;
+   insertions in ERBB2", or one within `WINDOW_AFTER` words after it), where a gene
+   coordinated with it ("EGFR and HER2 exon 20") counts as well, or the nearest one
+   anywhere in a sentence that names no other gene; the gene mention must not be a
+   status word, a drug class or negated, and the variant must not be negated;
 3. for a fusion target, a gene name with one of its `status_terms` ("ALK-positive");
 4. for a protein or pathway target, a gene name that is not negated;
 5. otherwise a plain mutation mention of the gene ("HER2-mutant NSCLC") counts only where
@@ -449,6 +450,10 @@ def _owner(unit: Unit, owners: Sequence[Mention], start: int, end: int) -> Menti
         return owner
     if after and unit.words_between(end, after[0].start) <= WINDOW_AFTER:
         return after[0]
+    # A sentence about one gene only: its variant terms are that gene's, however far
+    # ("insertions ... are the predominant HER2 alteration").
+    if owners and all(m.is_target for m in owners):
+        return min(owners, key=lambda m: min(abs(m.start - end), abs(start - m.end)))
     return None
 
 

@@ -139,6 +139,8 @@ def test_a_gene_coordinated_with_another_shares_its_variant(
         "HER2 amplification, distinct from HER2 exon 20 insertion, occurs in 2% of NSCLC",
         "Activating ERBB2 mutations were rare and none was an insertion",
         "HER2 wild-type tumours and exon 20 insertions",
+        "Patients with ERBB2 exon 20 insertions or other HER2 mutations were excluded",
+        "HER2 point-mutant NSCLC differs clinically and genomically from insertion-mutant disease",
     ],
 )
 def test_negated_mentions_do_not_match(her2: TargetRule, text: str) -> None:
@@ -153,6 +155,7 @@ def test_negated_mentions_do_not_match(her2: TargetRule, text: str) -> None:
         "Not only HER2 exon 20 insertions but also EGFR mutations",
         "HER2 mutations including but not limited to exon 20 insertions",
         "Non-small cell lung cancer with HER2 exon 20 insertion",
+        "EGFR mutations were excluded, but HER2 exon 20 insertions were allowed",
     ],
 )
 def test_negation_reaches_only_its_own_phrase(her2: TargetRule, text: str) -> None:
@@ -167,10 +170,13 @@ def test_gene_and_variant_count_only_within_one_sentence(her2: TargetRule) -> No
     assert (result.field, result.evidence) == ("summary", "We studied HER2 exon 20 insertions.")
 
 
-def test_gene_and_variant_far_apart_in_one_sentence_do_not_count(her2: TargetRule) -> None:
+def test_far_apart_a_gene_and_variant_count_only_in_a_sentence_about_one_gene(
+    her2: TargetRule,
+) -> None:
     filler = " ".join(["word"] * 25)
-    assert read(her2, f"HER2 {filler} exon 20 insertion").matched is False
-    assert read(her2, f"HER2 {' '.join(['word'] * 10)} exon 20 insertion").matched
+    assert read(her2, f"HER2 {filler} exon 20 insertion").matched
+    assert not read(her2, f"HER2 {filler} exon 20 insertion, unlike KRAS").matched
+    assert read(her2, f"HER2 {' '.join(['word'] * 10)} exon 20 insertion, unlike KRAS").matched
 
 
 def test_a_variant_in_a_sentence_without_gene_belongs_to_the_items_gene(

@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/feeds_fetch.py
 	$(BIN)/python bench/feeds_e2e.py
 	$(BIN)/python bench/digests.py
+	$(BIN)/python bench/matching.py
 
 clean:
 	rm -rf $(VENV) var

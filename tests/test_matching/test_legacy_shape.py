@@ -3,19 +3,20 @@ read by the same sentence rule: mutations are variant terms, drugs count alone."
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from alerts.matching import MatchInput, compile_rule
 
-#: The shape the first release stored for HER2 exon 20.
-LEGACY = {
-    "genes": ["HER2", "ERBB2", "HER-2"],
-    "mutations": [
-        "exon 20", "exon20", "ex20ins", "insertion", "YVMA", "A775_G776insYVMA",
-        "tyrosine kinase domain", "TKD", "mutant", "mutation", "mutated",
-    ],
-    "drugs": ["zongertinib", "BI 1810631", "sevabertinib", "BAY 2927088"],
-}
+#: The shape the first release stored for HER2 exon 20, as its seed migration wrote it.
+_SEED = Path(__file__).resolve().parents[2] / "db/migrations/versions/0002_seed_her2_exon20.py"
+_spec = importlib.util.spec_from_file_location("seed", _SEED)
+assert _spec and _spec.loader
+_seed = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_seed)
+LEGACY = _seed.MATCH_TERMS
 HER2 = compile_rule(LEGACY)
 
 

@@ -136,8 +136,18 @@ _CONTRAST = re.compile(
 )
 #: "non-small cell": "non" takes back the one word it is joined to.
 _NON = re.compile(r"\bnon[\s-]+(?=[A-Za-z0-9])", re.IGNORECASE)
-#: "not only X but also Y" and "including but not limited to X" assert X.
-_NOT_NEGATING = re.compile(r"\bnot\s+(?:only|just|merely|limited\s+to)\b", re.IGNORECASE)
+#: Cues that negate something else: "not only X but also Y", "including but not limited
+#: to X", "median PFS was not reached in X", "no significant difference between X",
+#: "with or without X".
+_NOT_NEGATING = re.compile(
+    r"\b(?:not\s+(?:only|just|merely|limited\s+to|reached|yet|estimable|evaluable|assessable"
+    r"|available|mature|significant\w*|statistically|different|differ)"
+    r"|no\s+(?:significant\w*|statistical\w*|difference|differences|prior|previous|further"
+    r"|new|change|changes|longer|more|less|other)"
+    r"|without\s+(?:significant\w*|prior|previous))\b"
+    r"|(?<=\bor\s)without\b|(?<=\bwith\sor\s)no\b",
+    re.IGNORECASE,
+)
 #: Where a negation's reach ends: the clause changes. "with" ends it too, except after
 #: the noun a cue is about ("excluding patients with ...").
 _SCOPE_END = re.compile(

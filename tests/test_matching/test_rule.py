@@ -49,6 +49,8 @@ def test_a_variant_term_with_its_gene_matches(her2: TargetRule, text: str, terms
         "ERBB2 Y772_A775dup",
         "ERBB2 G778_P780dup",
         "HER2 E770_A771insAYVM",
+        "ERBB2 c.2313_2324dup",
+        "ERBB2 c.2313_2324dupATACGTGATGGC",
     ],
 )
 def test_hgvs_insertions_in_the_exon_20_codons_match(her2: TargetRule, text: str) -> None:
@@ -65,6 +67,7 @@ def test_hgvs_insertions_in_the_exon_20_codons_match(her2: TargetRule, text: str
         "HER2 p.Val777Leu point mutation",  # exon 20, but a substitution
         "HER2 V777L in lung cancer",
         "ERBB2 A1232_G1233insYVMA",  # outside the exon 20 codons
+        "ERBB2 c.2263_2264delinsTT",  # exon 19
         "HER2-mutant breast cancer with L755S treated with neratinib",
     ],
 )
@@ -156,6 +159,10 @@ def test_negated_mentions_do_not_match(her2: TargetRule, text: str) -> None:
         "HER2 mutations including but not limited to exon 20 insertions",
         "Non-small cell lung cancer with HER2 exon 20 insertion",
         "EGFR mutations were excluded, but HER2 exon 20 insertions were allowed",
+        "Median PFS was not reached in HER2 exon 20 insertion NSCLC",
+        "There was no significant difference between HER2 exon 20 insertion subtypes",
+        "Patients with or without HER2 exon 20 insertions",
+        "Patients without prior HER2 exon 20 insertion-directed therapy",
     ],
 )
 def test_negation_reaches_only_its_own_phrase(her2: TargetRule, text: str) -> None:

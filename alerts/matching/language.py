@@ -122,7 +122,9 @@ _NEGATION_BEFORE = re.compile(
 #: Cues that set aside everything up to the end of their clause, lists included:
 #: "excluding patients with EGFR, ALK or HER2 mutations".
 _SETTING_ASIDE = re.compile(
-    r"\b(?:excluding|exclude[sd]?|exclusion\s+of|except(?:\s+for)?|other\s+than|rather\s+than"
+    r"\b(?:excluding|exclude[sd]?|exclusion\s+of|exclusion\s+criteria(?:\s+(?:included|includes"
+    r"|include|were|are))?|(?:were|was|are|is)\s+(?:ineligible|not\s+eligible)(?:\s+if)?"
+    r"|except(?:\s+for)?|other\s+than|rather\s+than"
     r"|instead\s+of|apart\s+from|besides|irrespective\s+of|regardless\s+of)\b",
     re.IGNORECASE,
 )

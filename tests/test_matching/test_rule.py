@@ -143,6 +143,8 @@ def test_a_gene_coordinated_with_another_shares_its_variant(
         "Activating ERBB2 mutations were rare and none was an insertion",
         "HER2 wild-type tumours and exon 20 insertions",
         "Patients with ERBB2 exon 20 insertions or other HER2 mutations were excluded",
+        "Key exclusion criteria included EGFR exon 20 insertions and HER2 exon 20 insertions",
+        "Patients were ineligible if they had HER2 exon 20 insertions",
         "HER2 point-mutant NSCLC differs clinically and genomically from insertion-mutant disease",
     ],
 )

@@ -92,7 +92,8 @@ class MatchInput:
     @classmethod
     def from_json(cls, data: Any) -> MatchInput:
         """An item from a JSON object (`alerts match`, the evaluation set): `source`,
-        `title`, `summary`, and any of the other fields; lists for the list fields.
+        `title`, `summary`, and any of the other fields; lists for the list fields; a
+        feed's `content` is read with its summary.
         Raises ValueError saying which field is wrong."""
         if not isinstance(data, Mapping):
             raise ValueError("expected a JSON object")
@@ -112,6 +113,11 @@ class MatchInput:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{name}: expected a list of strings")
             values[name] = tuple(value)
+        content = data.get("content")
+        if content:  # a feed entry's content, read with its summary
+            if not isinstance(content, str):
+                raise ValueError("content: expected a string")
+            values["summary"] = f"{values['summary']}\n{content}".strip()
         return cls(**values)
 
 

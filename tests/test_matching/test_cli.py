@@ -67,10 +67,18 @@ def test_items_are_read_from_standard_input(invoke: Invoke) -> None:
     assert json.loads(outcome.stdout)["matched"] is True
 
 
+def test_a_feed_entrys_content_is_read_with_its_summary(invoke: Invoke) -> None:
+    entry = {"id": "f", "source": "rss", "title": "News", "summary": "Lung cancer.",
+             "content": "Results in HER2 exon 20 insertion NSCLC."}
+    outcome = invoke("match", "--target", "her2-exon20", stdin=lines([entry]))
+    assert json.loads(outcome.stdout)["evidence"] == "Results in HER2 exon 20 insertion NSCLC."
+
+
 def test_a_bad_line_is_named_and_the_rest_still_runs(invoke: Invoke) -> None:
     stdin = lines([ITEMS[0], "{not json", {"id": "x", "source": "web", "title": "t"},
                    {"id": "y", "source": "rss", "title": "t", "keywords": "a"}, "[1]",
-                   {"id": "z", "source": "rss", "title": 5}, "", ITEMS[1]])
+                   {"id": "z", "source": "rss", "title": 5},
+                   {"id": "w", "source": "rss", "title": "t", "content": ["x"]}, "", ITEMS[1]])
     outcome = invoke("match", "--target", "her2-exon20", stdin=stdin)
     assert outcome.exit_code == 0
     assert [json.loads(line)["id"] for line in outcome.stdout.splitlines()] == ["pm-1", "y", 2]
@@ -81,6 +89,7 @@ def test_a_bad_line_is_named_and_the_rest_still_runs(invoke: Invoke) -> None:
         "error: line 3: source: expected one of pubmed, ctgov, rss, got 'web'",
         "error: line 5: expected a JSON object",
         "error: line 6: title: expected a string",
+        "error: line 7: content: expected a string",
     ]
 
 

@@ -268,6 +268,22 @@ EXON_LIST = re.compile(
     re.IGNORECASE,
 )
 
+#: A location term ("exon 20") written as another kind of change than an insertion or
+#: fusion: "exon 20 point mutation", "exon 20 V777L", "missense mutations in exon 20".
+LOCATION_ONLY = re.compile(r"(?:exons?|ex|e)[\s-]?\d{1,2}(?:\s*(?:,|/|&|or|and)\s*\d{1,2})*",
+                           re.IGNORECASE)
+_CHANGE_WORDS = (
+    r"point[\s-]*mut\w*|missense|substitution\w*|deletion\w*|skipping|skipped|splice\w*"
+    r"|single[\s-]nucleotide"
+)
+OTHER_CHANGE_AFTER = re.compile(
+    rf"[\s,]*\(?\s*(?:(?:{_CHANGE_WORDS})\b|(?:p\.)?[A-Z]\d{{2,4}}[A-Z](?![A-Za-z0-9]))"
+)
+OTHER_CHANGE_BEFORE = re.compile(
+    rf"(?:{_CHANGE_WORDS})(?:\s+mutations?)?\s+(?:in|of|within|at)\s+(?:the\s+)?$",
+    re.IGNORECASE,
+)
+
 #: What may stand between coordinated gene names: "EGFR and HER2", "EGFR/HER2".
 COORDINATION = re.compile(r"^\s*(?:,|/|&|and|or|and/or|,\s*and|,\s*or)?\s*$", re.IGNORECASE)
 #: What links a variant to a gene written after it: "exon 20 insertions in HER2".

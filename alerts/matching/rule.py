@@ -400,6 +400,7 @@ class Rule:
         return [
             (s, e) for s, e in kept
             if not any(g.start <= s and e <= g.end and g.role != "plain" for g in genes)
+            and not _another_change(text, s, e)
         ]
 
     def _names_other_variant(self, reading: Reading) -> bool:
@@ -423,6 +424,14 @@ class Rule:
 def _pattern(pattern: str) -> re.Pattern[str]:
     """A definition's variant pattern, compiled once however many targets share it."""
     return re.compile(pattern, re.IGNORECASE)
+
+
+def _another_change(text: str, start: int, end: int) -> bool:
+    """A bare location ("exon 20") that the sentence says is another kind of change."""
+    if not language.LOCATION_ONLY.fullmatch(text, start, end):
+        return False
+    return bool(language.OTHER_CHANGE_AFTER.match(text, end)
+                or language.OTHER_CHANGE_BEFORE.search(text, max(0, start - 50), start))
 
 
 def _owner(unit: Unit, owners: Sequence[Mention], start: int, end: int) -> Mention | None:

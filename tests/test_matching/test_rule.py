@@ -69,6 +69,9 @@ def test_hgvs_insertions_in_the_exon_20_codons_match(her2: TargetRule, text: str
         "ERBB2 A1232_G1233insYVMA",  # outside the exon 20 codons
         "ERBB2 c.2263_2264delinsTT",  # exon 19
         "HER2-mutant breast cancer with L755S treated with neratinib",
+        "HER2 V777L, an exon 20 point mutation, in breast cancer",
+        "HER2 exon 20 V777L",
+        "Missense mutations in exon 20 of HER2",
     ],
 )
 def test_mutations_outside_the_target_do_not_match(her2: TargetRule, text: str) -> None:

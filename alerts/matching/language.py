@@ -28,8 +28,6 @@ _ABBREVIATIONS = frozenset((
     "p", "pp", "dr", "st", "resp", "ref", "refs", "mg", "kg", "min", "max", "var"
 ))
 _SENTENCE_BREAK = re.compile(r"[.!?](?=\s+[\"'(\[]?[A-Z0-9])|\n")
-#: Structured-abstract labels also start a new sentence ("... 2%. METHODS: ...").
-_LABEL = re.compile(r"(?:^|\s)(?=[A-Z][A-Z ]{3,30}:\s)")
 WORD = re.compile(r"[A-Za-z0-9]+")
 
 
@@ -43,9 +41,6 @@ def sentences(text: str) -> list[tuple[int, int]]:
             if before and before.group(1).lower().rstrip(".") in _ABBREVIATIONS:
                 continue
         cuts.append(end)
-    for found in _LABEL.finditer(text):
-        if found.start() > 0:
-            cuts.append(found.start())
     cuts = sorted(set(cuts)) + [len(text)]
     spans = []
     for start, end in zip(cuts, cuts[1:], strict=False):

@@ -13,7 +13,7 @@ def split(text: str) -> list[str]:
     return [text[s:e] for s, e in sentences(text)]
 
 
-def test_sentences_end_at_full_stops_lines_and_abstract_labels() -> None:
+def test_sentences_end_at_full_stops_and_lines_not_at_abbreviations_or_colons() -> None:
     text = ("BACKGROUND: HER2 (e.g. ERBB2) vs. EGFR in Fig. 2. Two cohorts, i.e. A and B. "
             "METHODS: We used p. A775_G776insYVMA et al. 3.5 mg.\n- Line two")
     assert split(text) == [
@@ -22,6 +22,8 @@ def test_sentences_end_at_full_stops_lines_and_abstract_labels() -> None:
         "METHODS: We used p. A775_G776insYVMA et al. 3.5 mg.",
         "- Line two",
     ]
+    assert split("Exon 20 insertions in NSCLC: the HER2 story") == [
+        "Exon 20 insertions in NSCLC: the HER2 story"]
 
 
 @pytest.mark.parametrize(

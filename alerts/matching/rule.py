@@ -195,6 +195,8 @@ class Rule:
         self.variant_ids = {lexicon.add(VARIANT, t) for t in definition.variant_terms}
         self.context_ids = {lexicon.add(CONTEXT, c) for c in definition.mutation_contexts}
         self.own_ids = self.gene_ids | self.drug_ids | self.variant_ids
+        #: A variant term written as one word with the gene ("HER2ex20ins") needs no other.
+        self.gene_keys = tuple(lexicon.terms[i].key.lower() for i in self.gene_ids)
         self.variant_patterns = [_pattern(p) for p in definition.variant_patterns]
         self.status_terms = {canonical(t) for t in definition.status_terms}
         #: The exons the variant terms name, for lists such as "exon 19 or 20".
@@ -301,8 +303,13 @@ class Rule:
         owners = sorted([g for g in genes if g.role != "class"] + others, key=lambda m: m.start)
         orphans: list[tuple[int, int]] = []
         for start, end in variants:
-            owner = _owner(unit, owners, start, end)
             negated = unit.is_negated(start, end)
+            written = unit.text[start:end]
+            if written.isalnum() and any(key in written.lower() for key in self.gene_keys):
+                if not negated:
+                    counted.append((start, end))
+                continue
+            owner = _owner(unit, owners, start, end)
             if owner is None:
                 if not negated and not owners:
                     orphans.append((start, end))
@@ -388,6 +395,12 @@ class Rule:
                 m.span() for m in language.EXON_LIST.finditer(text)
                 if self.exons & {int(n) for n in re.findall(r"\d+", m["numbers"])}
             ]
+        # A term spelling a gene name in itself counts as written in one word only
+        # ("HER2ex20ins"); spelled apart, the gene and the variant are read as two words.
+        spans = [
+            (s, e) for s, e in spans
+            if unit.text[s:e].isalnum() or not any(s <= g.start < e for g in genes)
+        ]
         # Overlapping spans: keep the longest; words of a gene mention are not variants
         # ("HER2-mutant" is the gene's mutation word, not a variant term).
         kept: list[tuple[int, int]] = []

@@ -22,6 +22,7 @@ def read(rule: TargetRule, text: str, source: str = "pubmed") -> Match:
         ("HER2 exon20 mutation", ("HER2", "exon20")),
         ("HER2 20ins lung cancer", ("HER2", "20ins")),
         ("HER-2 E20 insertion", ("HER-2", "E20", "insertion")),
+        ("Outcomes of HER2ex20ins NSCLC", ("HER2ex20ins",)),
         ("ErbB-2 exon 20 insertions", ("ErbB-2", "exon 20 insertions")),
         ("Exon 20 insertions in HER2 define a subset", ("Exon 20 insertions", "HER2")),
         ("Insertions in exon 20 of the ERBB2 gene", ("Insertions", "exon 20", "ERBB2")),

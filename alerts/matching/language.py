@@ -61,7 +61,7 @@ _STATUS_WORDS = (
     r"positiv\w*|negativ\w*|low|ultra-?low|zero|null|equivocal|amplifi\w*|"
     r"over-?express\w*|expression|expressing|expressed|enriched|status|"
     r"ihc|immunohistochemi\w*|fish|ish|sish|copy[\s-]?numbers?|cn|gcn|score[sd]?|"
-    r"test(?:s|ing|ed)?|directed|targeted|targeting|protein\s+expression|heterogene\w*"
+    r"directed|targeted|targeting|protein\s+expression|heterogene\w*"
 )
 #: The word written right after a gene name: "ALK-rearranged", "ALK (ALK1)-positive".
 NEXT_WORD = re.compile(rf"{APPOSITION}[\s-]+(?P<word>[A-Za-z]+)")

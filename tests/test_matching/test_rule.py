@@ -175,6 +175,11 @@ def test_negation_reaches_only_its_own_phrase(her2: TargetRule, text: str) -> No
     assert read(her2, text).matched
 
 
+def test_testing_for_a_gene_is_not_a_receptor_status(her2: TargetRule) -> None:
+    assert read(her2, "Reflex HER2 testing found exon 20 insertions in 3% of cases").matched
+    assert not read(her2, "HER2 score 2+ with exon 20 insertions").matched
+
+
 def test_gene_and_variant_count_only_within_one_sentence(her2: TargetRule) -> None:
     apart = "HER2 is amplified in breast cancer. Exon 20 insertions of EGFR are rare."
     assert not her2.match(MatchInput("pubmed", title="Review", summary=apart)).matched

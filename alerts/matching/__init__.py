@@ -56,7 +56,7 @@ from alerts.matching.catalogue import CatalogueRule
 from alerts.matching.definition import DefinitionError, read_definition
 from alerts.matching.legacy import Matcher, matcher_for
 from alerts.matching.lexicon import Lexicon
-from alerts.matching.rule import Document, Rule, common_lexicon_names
+from alerts.matching.rule import Document, Rule, add_common_genes
 
 __all__ = [
     "CatalogueRule",
@@ -146,7 +146,7 @@ class TargetRule:
         self.definition = definition
         parsed = read_definition(definition)
         lexicon = Lexicon()
-        common_lexicon_names(lexicon)
+        add_common_genes(lexicon)
         Rule.add_names(lexicon, parsed)
         self._rule = Rule(parsed, lexicon.build())
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from alerts.matching.definition import DefinitionError, read_definition
 from alerts.matching.lexicon import Lexicon
-from alerts.matching.rule import Document, Rule, common_lexicon_names
+from alerts.matching.rule import Document, Rule, add_common_genes
 
 if TYPE_CHECKING:
     from alerts.matching import Match, MatchInput
@@ -34,7 +34,7 @@ class CatalogueRule:
                 raise DefinitionError(f"{slug}: {exc}") from None
         # One lexicon for all: every target's genes are "other genes" to the rest.
         self._lexicon = Lexicon()
-        common_lexicon_names(self._lexicon)
+        add_common_genes(self._lexicon)
         for slug, definition in self._definitions.items():
             Rule.add_names(self._lexicon, definition, owner=slug)
         self._lexicon.build()

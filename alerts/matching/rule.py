@@ -20,9 +20,15 @@ reading rules):
    the item names no other variant of the gene and does not set the target's variants
    aside ("HER2 mutations other than exon 20 insertions");
 6. a variant term in a sentence that names no gene at all belongs to the item's gene
-   when the item speaks of the target's gene and of no other gene's variants.
+   when the item speaks of the target's gene and of no other gene's variants; one
+   written in one word with the gene ("HER2ex20ins") needs no other gene name.
 
-MeSH headings carry no word order, so they count only for drugs and protein targets.
+The first unit that decides (in field order: title, official title, summary, keywords,
+conditions, interventions, inclusion criteria, MeSH) is the evidence; the terms and
+highlights are that unit's. MeSH headings carry no word order, so they count only for
+drugs and protein targets. Names are found with the `lexicon` (one automaton pass per
+unit, shared by every rule of a catalogue); the reading rules run only on units that
+hold one of the target's names.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ WINDOW = 20
 WINDOW_AFTER = 6
 
 
-def common_lexicon_names(lexicon: Lexicon) -> None:
+def add_common_genes(lexicon: Lexicon) -> None:
     """Add the genes every rule knows as "other genes" (see `language.COMMON_GENES`)."""
     for symbol in language.COMMON_GENES:
         lexicon.add(OTHER, symbol)

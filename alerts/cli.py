@@ -477,16 +477,17 @@ def match_command(
     ] = None,
     catalogue: Annotated[
         str | None,
-        typer.Option("--catalogue", help="Read the target from this catalogue file "
-                     "instead of the database (to try an edited definition)."),
+        typer.Option("--catalogue", help="Catalogue file to read the target from "
+                     "(default: the shipped alerts/targets/catalogue.toml)."),
     ] = None,
 ) -> None:
     """Apply a target's rule to JSON Lines items; print {"id", "matched", "terms",
     "evidence"} per item.
 
-    The rule is the target's in the database when it is migrated and holds the target,
-    else the one in the shipped catalogue. A bad line prints an error naming it on
-    standard error and the others still run."""
+    The rule is the target's entry in the catalogue file (alerts/targets/catalogue.toml,
+    or --catalogue), else the target's in the database (targets added with `alerts
+    targets add`). A bad line prints an error naming it on standard error and the
+    others still run."""
     import json
     import sys
 
@@ -518,26 +519,25 @@ def match_command(
 
 
 def _match_definition(slug: str, catalogue: Path | None) -> tuple[dict[str, Any], str]:
-    """A target's definition and where it came from: the database when it is migrated
-    and has the target, else the catalogue file; exits when neither has it."""
+    """A target's definition and where it came from: the catalogue file (what the target
+    becomes at the next `alerts targets sync`, so an edit can be tried before it is
+    synced), else the database for a target added there; exits when neither has it."""
     from alerts.matching import DefinitionError
     from alerts.matching.catalogue import CATALOGUE_FILE, load_definitions
 
-    if catalogue is None:
-        stored = _stored_definition(slug)
-        if stored is not None:
-            return stored, "the database"
     path = catalogue or CATALOGUE_FILE
+    if catalogue is not None and not path.is_file():
+        raise fail(f"no catalogue file {path}")
     try:
         definitions = load_definitions(path)
     except DefinitionError as exc:
         raise fail(str(exc)) from None
-    if catalogue is not None and not path.is_file():
-        raise fail(f"no catalogue file {path}")
-    if slug not in definitions:
-        where = path if catalogue else f"the database or {path}"
-        raise fail(f"unknown target {slug!r}: not in {where}")
-    return definitions[slug], str(path)
+    if slug in definitions:
+        return definitions[slug], str(path)
+    stored = _stored_definition(slug)
+    if stored is None:
+        raise fail(f"unknown target {slug!r}: not in {path} nor in the database")
+    return stored, "the database"
 
 
 def _stored_definition(slug: str) -> dict[str, Any] | None:

@@ -1,5 +1,5 @@
 """`alerts match --target SLUG [FILE]`: one JSON line per item, the rule taken from the
-database when it holds the target, else from the shipped catalogue; a bad line is named
+catalogue file, else from the database for a target only it holds; a bad line is named
 on standard error and the others still run."""
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def test_an_unknown_target_fails_with_one_line(invoke: Invoke) -> None:
     outcome = invoke("match", "--target", "nope", stdin=lines(ITEMS))
     assert outcome.exit_code == 1
     assert outcome.stdout == ""
-    assert outcome.stderr.startswith("error: unknown target 'nope': not in the database or ")
+    assert outcome.stderr.startswith("error: unknown target 'nope': not in ")
+    assert outcome.stderr.endswith("catalogue.toml nor in the database\n")
 
 
 def test_an_edited_catalogue_file_can_be_tried(invoke: Invoke, tmp_path: Path) -> None:
@@ -119,7 +120,7 @@ def test_an_edited_catalogue_file_can_be_tried(invoke: Invoke, tmp_path: Path) -
     assert broken.stderr == f"error: target her2-exon20 in {path}: genes: expected a list\n"
 
 
-def test_the_databases_target_is_used_when_it_has_one(
+def test_a_target_only_the_database_holds_comes_from_it(
     invoke: Invoke, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = make_engine(db_url)
@@ -133,6 +134,9 @@ def test_the_databases_target_is_used_when_it_has_one(
     assert outcome.exit_code == 0, outcome.output
     assert json.loads(outcome.stdout)["terms"] == ["FOO1", "G12C"]
     assert "rule: foo from the database" in outcome.stderr
-    # A target the database lacks still comes from the catalogue.
-    fallback = invoke("match", "--target", "nope-either", stdin=stdin)
-    assert "not in the database or" in fallback.stderr
+    # The catalogue's entry wins over the database's copy, which holds the older terms
+    # ("HER2 mutation" counted there).
+    her2 = lines([{"id": 2, "source": "rss", "title": "HER2 mutation in NSCLC"}])
+    outcome = invoke("match", "--target", "her2-exon20", stdin=her2)
+    assert json.loads(outcome.stdout)["matched"] is False
+    assert "catalogue.toml" in outcome.stderr

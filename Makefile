@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint bench fuzz clean
+.PHONY: run test lint bench fuzz eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,10 +27,16 @@ lint: $(STAMP)
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_fuzz -q $(PYTEST_ARGS)
 
+# Precision and recall of each target's rule on the labelled items (EXTRA=more.jsonl adds
+# files, e.g. readers' labels).
+eval: $(STAMP)
+	$(BIN)/python -m alerts.matching.evaluation tests/data/eval/*.jsonl $(EXTRA)
+
 bench: $(STAMP)
 	$(BIN)/python bench/feeds_fetch.py
 	$(BIN)/python bench/feeds_e2e.py
 	$(BIN)/python bench/digests.py
+	$(BIN)/python bench/matching.py
 
 clean:
 	rm -rf $(VENV) var

@@ -13,8 +13,9 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -465,6 +466,103 @@ def targets_add(
         except AlertsError as exc:
             raise fail(_detail(exc)) from None
     typer.echo(f"added target {data.slug}")
+
+
+@app.command("match")
+def match_command(
+    target: Annotated[str, typer.Option("--target", help="Target slug.")],
+    file: Annotated[
+        typer.FileText | None,
+        typer.Argument(help="JSON Lines items (default: standard input)."),
+    ] = None,
+    catalogue: Annotated[
+        str | None,
+        typer.Option("--catalogue", help="Catalogue file to read the target from "
+                     "(default: the shipped alerts/targets/catalogue.toml)."),
+    ] = None,
+) -> None:
+    """Apply a target's rule to JSON Lines items; print {"id", "matched", "terms",
+    "evidence"} per item.
+
+    The rule is the target's entry in the catalogue file (alerts/targets/catalogue.toml,
+    or --catalogue), else the target's in the database (targets added with `alerts
+    targets add`). A bad line prints an error naming it on standard error and the
+    others still run."""
+    import json
+    import sys
+
+    from alerts.matching import DefinitionError, MatchInput, compile_rule
+
+    definition, origin = _match_definition(target, Path(catalogue) if catalogue else None)
+    try:
+        rule = compile_rule(definition)
+    except DefinitionError as exc:
+        raise fail(f"target {target} in {origin}: {exc}") from None
+    typer.echo(f"rule: {target} from {origin}", err=True)
+    for number, line in enumerate(file or sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            typer.echo(f"error: line {number}: not a JSON object: {exc}", err=True)
+            continue
+        try:
+            result = rule.match(MatchInput.from_json(data))
+        except ValueError as exc:
+            typer.echo(f"error: line {number}: {exc}", err=True)
+            continue
+        typer.echo(json.dumps({
+            "id": data.get("id"), "matched": result.matched,
+            "terms": list(result.terms), "evidence": result.evidence,
+        }, ensure_ascii=False))
+
+
+def _match_definition(slug: str, catalogue: Path | None) -> tuple[dict[str, Any], str]:
+    """A target's definition and where it came from: the catalogue file (what the target
+    becomes at the next `alerts targets sync`, so an edit can be tried before it is
+    synced), else the database for a target added there; exits when neither has it."""
+    from alerts.matching import DefinitionError
+    from alerts.matching.catalogue import CATALOGUE_FILE, load_definitions
+
+    path = catalogue or CATALOGUE_FILE
+    if catalogue is not None and not path.is_file():
+        raise fail(f"no catalogue file {path}")
+    try:
+        definitions = load_definitions(path)
+    except DefinitionError as exc:
+        raise fail(str(exc)) from None
+    if slug in definitions:
+        return definitions[slug], str(path)
+    stored = _stored_definition(slug)
+    if stored is None:
+        raise fail(f"unknown target {slug!r}: not in {path} nor in the database")
+    return stored, "the database"
+
+
+def _stored_definition(slug: str) -> dict[str, Any] | None:
+    """The target's match terms in the configured database, if it is there to read:
+    never creates or migrates a database (a fresh checkout has none)."""
+    from alerts.targets.repository import by_slug
+
+    try:
+        settings = load_settings()
+    except SettingsError:
+        return None
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return None
+    engine = make_engine(url)
+    try:
+        if not is_current(engine):
+            return None
+        with transaction(make_sessionmaker(engine)) as session:
+            found = by_slug(session, slug)
+            return dict(found.match_terms) if found is not None else None
+    except OperationalError:
+        return None
+    finally:
+        engine.dispose()
 
 
 @feeds_app.command("add")

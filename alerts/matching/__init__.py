@@ -7,21 +7,68 @@ The interface every caller uses (ingest, `alerts match`, rematch, the evaluation
   `{"genes", "mutations", "drugs"}` shape) compiled once into a `TargetRule`.
 - `TargetRule.match(item) -> Match`: matched or not, the terms, and the evidence (the
   sentence or field value that decided it, with the spans of the matched words).
+- `compile_catalogue(definitions)`: every target behind one scan of an item's text,
+  `.match(item) -> {slug: Match}` for the targets it matches.
 
-How the rule reads text lives behind this interface; callers never see patterns.
+How the rule reads text lives behind this interface (`rule` reads sentences, `language`
+holds the reading rules shared by every target); callers never see patterns.
+
+A target definition (a `[[targets]]` entry of alerts/targets/catalogue.toml; the keys the
+rule reads, others such as slug, name, queries and sources are ignored here):
+
+    kind = "variant"        # variant | fusion | protein | pathway
+    genes = ["ERBB2", "HER2", "NEU"]   # HGNC symbol first, then aliases; spaces and
+                            # hyphens are optional ("HER-2", "ErbB-2" are "HER2",
+                            # "ERBB2"); short all-letter symbols ("MET", "RET") match
+                            # only in the case written
+    variant_terms = ["exon 20 insertion", "ex20ins", "YVMA"]   # literal, any case,
+                            # spaces/hyphens optional, plural allowed; "exon N" also
+                            # matches lists ("exon 19 or 20")
+    variant_patterns = ['...']   # Python regexes, case-insensitive (HGVS notation)
+    related_drugs = ["poziotinib"]   # drugs also used elsewhere: never count alone
+    status_terms = ["positive", "rearranged"]   # fusion targets: status words that
+                            # name the target ("ALK-positive"); default none, so
+                            # "HER2-positive" is a receptor status, not the target
+    mutation_contexts = ["NSCLC"]   # diseases where a plain "GENE-mutant" of the
+                            # item's subject is the target; default none
+    [[targets.drugs]]       # target-specific drugs: each counts alone
+    name = "zongertinib"
+    codes = ["BI 1810631"]  # also matched as "BI-1810631" and "BI1810631"
+    brands = ["Hernexeos"]
+    shared_with = []        # other targets listing the drug (for the catalogue review)
+
+What counts: a target drug alone; a variant term or pattern together with a target gene
+mention that it belongs to in the same sentence (see `rule`); for fusion targets a gene
+with one of its status terms; for protein and pathway targets a gene mention that is not
+negated. In the older shape, `mutations` are variant terms (a listed "mutation" then
+makes any "HER2 mutation" count, as that shape meant) and `drugs` are names.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from alerts.matching.catalogue import CatalogueRule
+from alerts.matching.definition import DefinitionError, read_definition
 from alerts.matching.legacy import Matcher, matcher_for
+from alerts.matching.lexicon import Lexicon
+from alerts.matching.rule import Document, Rule, add_common_genes
 
-__all__ = ["Match", "MatchInput", "TargetRule", "compile_rule", "Matcher", "matcher_for"]
+__all__ = [
+    "CatalogueRule",
+    "DefinitionError",
+    "Match",
+    "MatchInput",
+    "Matcher",
+    "TargetRule",
+    "compile_catalogue",
+    "compile_rule",
+    "matcher_for",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +89,42 @@ class MatchInput:
     #: The whole eligibility text; the rule reads only its inclusion part.
     eligibility: str = ""
 
+    @classmethod
+    def from_json(cls, data: Any) -> MatchInput:
+        """An item from a JSON object (`alerts match`, the evaluation set): `source`,
+        `title`, `summary`, and any of the other fields; lists for the list fields; a
+        feed's `content` is read with its summary.
+        Raises ValueError saying which field is wrong."""
+        if not isinstance(data, Mapping):
+            raise ValueError("expected a JSON object")
+        source = data.get("source")
+        if source not in SOURCES:
+            raise ValueError(f"source: expected one of {', '.join(SOURCES)}, got {source!r}")
+        values: dict[str, Any] = {"source": source}
+        for name in _TEXT_FIELDS:
+            value = data.get(name) or ""
+            if not isinstance(value, str):
+                raise ValueError(f"{name}: expected a string")
+            values[name] = value
+        for name in _LIST_FIELDS:
+            value = data.get(name) or []
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{name}: expected a list of strings")
+            values[name] = tuple(value)
+        content = data.get("content")
+        if content:  # a feed entry's content, read with its summary
+            if not isinstance(content, str):
+                raise ValueError("content: expected a string")
+            values["summary"] = f"{values['summary']}\n{content}".strip()
+        return cls(**values)
+
+
+SOURCES = ("pubmed", "ctgov", "rss")
+_TEXT_FIELDS = ("title", "summary", "official_title", "eligibility")
+_LIST_FIELDS = ("keywords", "mesh", "conditions", "interventions")
+
 
 @dataclass(frozen=True)
 class Match:
@@ -61,49 +144,35 @@ class TargetRule:
 
     def __init__(self, definition: Mapping[str, Any]) -> None:
         self.definition = definition
-        self._matcher = matcher_for(
-            {
-                "genes": definition.get("genes", ()),
-                "mutations": definition.get("mutations", ())
-                or (definition.get("variants") or {}).get("terms", ()),
-                "drugs": [
-                    d if isinstance(d, str) else d.get("name", "")
-                    for d in definition.get("drugs", ())
-                ],
-            }
-        )
+        parsed = read_definition(definition)
+        lexicon = Lexicon()
+        add_common_genes(lexicon)
+        Rule.add_names(lexicon, parsed)
+        self._rule = Rule(parsed, lexicon.build())
 
     def match(self, item: MatchInput) -> Match:
-        fields = [
-            ("title", item.title),
-            ("summary", item.summary),
-            ("keywords", "; ".join(item.keywords)),
-            ("mesh", "; ".join(item.mesh)),
-            ("official_title", item.official_title),
-            ("conditions", "; ".join(item.conditions)),
-            ("interventions", "; ".join(item.interventions)),
-            ("eligibility", item.eligibility),
-        ]
-        terms = self._matcher.match(*(text for _, text in fields))
-        if terms is None:
-            return Match(matched=False)
-        for name, text in fields:
-            lowered = text.lower()
-            spans = []
-            for term in terms:
-                at = lowered.find(term.lower())
-                if at >= 0:
-                    spans.append((at, at + len(term)))
-            if spans:
-                return Match(True, tuple(terms), text, name, tuple(sorted(spans)))
-        return Match(True, tuple(terms))
+        return self._rule.match(Document(item))
 
 
 def compile_rule(definition: Mapping[str, Any]) -> TargetRule:
-    """The compiled rule of a target definition, cached by the definition's content."""
+    """The compiled rule of a target definition, cached by the definition's content.
+
+    Raises `DefinitionError` (a ValueError) naming the key of a definition it cannot use.
+    """
     return _compile(json.dumps(definition, sort_keys=True, default=str))
 
 
 @lru_cache(maxsize=1024)
 def _compile(key: str) -> TargetRule:
     return TargetRule(json.loads(key))
+
+
+def compile_catalogue(
+    definitions: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+) -> CatalogueRule:
+    """All targets compiled into one scan: `.match(item)` returns {slug: Match} for the
+    targets the item matches. Takes {slug: definition} or catalogue entries with a `slug`.
+    """
+    if not isinstance(definitions, Mapping):
+        definitions = {entry["slug"]: entry for entry in definitions}
+    return CatalogueRule(definitions)

@@ -175,21 +175,21 @@ def parse_catalogue(text: str, *, source: str = "catalogue") -> Catalogue:
         problems.append("no [[targets]] entries")
         raise CatalogueError(source, problems)
 
-    entries: list[CatalogueEntry] = []
+    entries: list[tuple[int, CatalogueEntry]] = []
     for index, table in enumerate(raw):
         where = _where(index, table)
         if not isinstance(table, Mapping):
             problems.append(f"{where}: must be a table")
             continue
         try:
-            entries.append(CatalogueEntry.model_validate(table))
+            entries.append((index, CatalogueEntry.model_validate(table)))
         except ValidationError as exc:
             problems.extend(f"{where}: {_key(error['loc'])}: {_message(error)}"
                             for error in exc.errors())
-    problems.extend(_cross_entry_problems(entries, raw))
+    problems.extend(_cross_entry_problems(entries))
     if problems:
         raise CatalogueError(source, problems)
-    return Catalogue(source, tuple(entries))
+    return Catalogue(source, tuple(entry for _index, entry in entries))
 
 
 def _where(index: int, table: object) -> str:
@@ -213,23 +213,19 @@ def _message(error: Mapping[str, Any]) -> str:
     return str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
-def _cross_entry_problems(
-    entries: Sequence[CatalogueEntry], raw: Sequence[Any]
-) -> list[str]:
+def _cross_entry_problems(entries: Sequence[tuple[int, CatalogueEntry]]) -> list[str]:
     """Slugs unique; `shared_with` names a target of the file; no drug spelling listed
     by two targets unless one of them marks it `shared_with` the other."""
     problems: list[str] = []
     index_of: dict[str, int] = {}
-    for entry in entries:
-        index = next(n for n, table in enumerate(raw)
-                     if isinstance(table, Mapping) and table.get("slug") == entry.slug)
+    for index, entry in entries:
         if entry.slug in index_of:
             problems.append(f"targets[{index}] ({entry.slug}): slug: already used by "
                             f"targets[{index_of[entry.slug]}]")
         index_of.setdefault(entry.slug, index)
 
     owners: dict[str, list[tuple[CatalogueEntry, Drug]]] = {}
-    for entry in entries:
+    for _index, entry in entries:
         for drug in entry.drugs:
             for other in drug.shared_with:
                 if other not in index_of:

@@ -159,19 +159,23 @@ def decisions(
 
 
 def unlink(session: Session, target_id: int, item_ids: Sequence[int]) -> None:
-    for chunk in chunked(sorted(item_ids)):
-        session.execute(
-            delete(ItemTarget)
-            .where(ItemTarget.target_id == target_id, ItemTarget.item_id.in_(chunk))
-            .execution_options(synchronize_session=False)
-        )
+    """Delete these items' links to the target (their matched decisions)."""
+    _delete_pairs(session, ItemTarget, target_id, item_ids)
 
 
 def unreject(session: Session, target_id: int, item_ids: Sequence[int]) -> None:
+    """Delete these items' rejections for the target."""
+    _delete_pairs(session, ItemRejection, target_id, item_ids)
+
+
+def _delete_pairs(
+    session: Session, table: type[ItemTarget] | type[ItemRejection], target_id: int,
+    item_ids: Sequence[int],
+) -> None:
     for chunk in chunked(sorted(item_ids)):
         session.execute(
-            delete(ItemRejection)
-            .where(ItemRejection.target_id == target_id, ItemRejection.item_id.in_(chunk))
+            delete(table)
+            .where(table.target_id == target_id, table.item_id.in_(chunk))
             .execution_options(synchronize_session=False)
         )
 

@@ -88,8 +88,6 @@ def _ensure_sqlite_dir(settings: Settings) -> None:
     if settings.database_url.startswith("sqlite:///"):
         path = settings.database_url.removeprefix("sqlite:///")
         if path and path != ":memory:":
-            from pathlib import Path
-
             directory = Path(path).parent
             try:
                 directory.mkdir(parents=True, exist_ok=True)
@@ -98,22 +96,40 @@ def _ensure_sqlite_dir(settings: Settings) -> None:
                            f"{exc.strerror}") from None
 
 
-def _migrate(settings: Settings) -> None:
+def _migrate(settings: Settings) -> list[str]:
+    """Apply the migrations, then sync the catalogue file; the sync's report lines."""
     _ensure_sqlite_dir(settings)
     engine = make_engine(settings.database_url)
     try:
         upgrade(engine)
+        return _sync_catalogue(engine)
     except OperationalError as exc:
         raise _unreachable(exc) from None
     finally:
         engine.dispose()
 
 
+def _sync_catalogue(engine: Engine, path: Path | None = None) -> list[str]:
+    """Write the catalogue file into the database: the report lines, or a failure that
+    lists every problem of the file (nothing is written then)."""
+    from alerts.targets.catalogue import CATALOGUE_PATH, CatalogueError, load_catalogue
+    from alerts.targets.sync import sync_catalogue
+    from db.clock import utc_now
+
+    try:
+        catalogue = load_catalogue(path or CATALOGUE_PATH)
+    except CatalogueError as exc:
+        raise fail(f"the catalogue cannot be loaded: {exc}") from None
+    with transaction(make_sessionmaker(engine)) as session:
+        return sync_catalogue(session, catalogue, now=utc_now()).lines()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply all database migrations."""
+    """Apply all database migrations, then sync the target catalogue."""
     settings = settings_or_exit()
-    _migrate(settings)
+    for line in _migrate(settings):
+        typer.echo(line)
     typer.echo("database is up to date")
 
 
@@ -147,7 +163,8 @@ def run(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
 
     settings = settings_or_exit()
     configure_logging()
-    _migrate(settings)
+    for line in _migrate(settings):
+        logging.getLogger("alerts.targets").info("%s", line)
     with migrated_engine(settings) as engine:
         metrics = Metrics()
         runner = build_runner(settings, engine, metrics=metrics)
@@ -563,6 +580,46 @@ def _stored_definition(slug: str) -> dict[str, Any] | None:
         return None
     finally:
         engine.dispose()
+
+
+@targets_app.command("sync")
+def targets_sync(
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="Catalogue file (default: the shipped catalogue.toml)."),
+    ] = None,
+) -> None:
+    """Write the catalogue file into the database: targets added or updated by slug.
+
+    Nothing is deleted: a target the file no longer lists is reported. A target whose
+    rule changed is rematched at once (old items are never mailed as new)."""
+    settings = settings_or_exit()
+    with migrated_engine(settings) as engine:
+        for line in _sync_catalogue(engine, file):
+            typer.echo(line)
+
+
+@targets_app.command("rematch")
+def targets_rematch(
+    slug: Annotated[str, typer.Argument(help="Target slug.")],
+) -> None:
+    """Decide the target's stored items again with its current rule, without refetching.
+
+    Newly matched old items are linked without being mailed as new; newly rejected ones
+    leave future digests, the items API and the pages."""
+    from alerts.items.service import rematch
+    from db.clock import utc_now
+
+    settings = settings_or_exit()
+    with migrated_engine(settings) as engine, transaction(make_sessionmaker(engine)) as session:
+        try:
+            counts = rematch(session, slug, now=utc_now())
+        except AlertsError as exc:
+            raise fail(_detail(exc)) from None
+    typer.echo(
+        f"{slug}: {counts.kept} kept, {counts.newly_matched} newly matched, "
+        f"{counts.newly_rejected} newly rejected ({counts.still_rejected} still rejected)"
+    )
 
 
 @feeds_app.command("add")

@@ -43,8 +43,10 @@ class Target(TimestampMixin, Base):
     #: ClinicalTrials.gov `query.term` and `query.intr`; no polling when both are empty.
     ctgov_term: Mapped[str | None] = mapped_column(Text)
     ctgov_intr: Mapped[str | None] = mapped_column(Text)
-    #: Local match rule: {"genes": [...], "mutations": [...], "drugs": [...]}.
-    match_terms: Mapped[dict[str, list[str]]] = mapped_column(JSONType, nullable=False)
+    #: The local match rule's definition: the rule keys of the target's catalogue entry
+    #: (genes, variant terms and patterns, drugs ...), or the older
+    #: {"genes", "mutations", "drugs"}; read through alerts.matching.compile_rule.
+    match_terms: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
 
     feeds: Mapped[list[Feed]] = relationship(back_populates="target", lazy="raise")
 
@@ -98,7 +100,13 @@ class Item(Base):
 
 
 class ItemTarget(Base):
-    """An item found for a target, with the terms that matched it."""
+    """An item the target's rule MATCHED, with the words and the evidence that decided it.
+
+    This is the link every reader follows (items API, pages, digests): a row here means
+    "shown for the target". An item the rule rejected is in `item_rejections` instead, so
+    no reader can show a rejected item by forgetting a filter. A (item, target) pair is
+    in at most one of the two tables; alerts.items.service is the one writer of both.
+    """
 
     __tablename__ = "item_targets"
     __table_args__ = (
@@ -112,7 +120,37 @@ class ItemTarget(Base):
         ForeignKey("targets.id", ondelete="CASCADE"), nullable=False
     )
     matched_terms: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
+    #: The sentence or field value that decided the match ("" for links made before
+    #: evidence was recorded), the field it comes from, and the [start, end) spans of the
+    #: matched words inside it.
+    evidence: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    evidence_field: Mapped[str] = mapped_column(String(32), nullable=False, default="")
+    highlights: Mapped[list[list[int]]] = mapped_column(JSONType, nullable=False, default=list)
+    #: When the item was first seen for the target (kept when a rematch moves the pair
+    #: between matched and rejected): the items API's sort key.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, nullable=False)
+    #: When the rule last decided this pair.
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, nullable=False)
+
+
+class ItemRejection(Base):
+    """An item seen for a target that the target's rule rejected: never linked, shown or
+    mailed, but kept so `alerts targets rematch` can decide it again without refetching."""
+
+    __tablename__ = "item_rejections"
+    __table_args__ = (
+        UniqueConstraint("item_id", "target_id"),
+        Index("ix_item_rejections_target_id", "target_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), nullable=False)
+    target_id: Mapped[int] = mapped_column(
+        ForeignKey("targets.id", ondelete="CASCADE"), nullable=False
+    )
+    #: When the item was first seen for the target (see ItemTarget.created_at).
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, nullable=False)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, nullable=False)
 
 
 class ItemEvent(Base):

@@ -20,8 +20,11 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
+from alerts.targets.catalogue import load_catalogue
+from alerts.targets.sync import sync_catalogue
+from db.clock import utc_now
 from db.migrate import upgrade
-from db.session import make_engine, make_sessionmaker
+from db.session import make_engine, make_sessionmaker, transaction
 from tests.fakes.smtp import SmtpServer
 
 DATA = Path(__file__).parent / "data"
@@ -44,6 +47,13 @@ def _pg_admin(url: str) -> Engine:
     )
 
 
+def migrate_and_sync(engine: Engine) -> None:
+    """What `alerts db upgrade` does: the migrations, then the shipped catalogue."""
+    upgrade(engine)
+    with transaction(make_sessionmaker(engine)) as session:
+        sync_catalogue(session, load_catalogue(), now=utc_now())
+
+
 @pytest.fixture(scope="session")
 def template_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database that per-test databases are copied from."""
@@ -55,7 +65,7 @@ def template_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = base.set(database=name).render_as_string(hide_password=False)
         engine = make_engine(url)
-        upgrade(engine)
+        migrate_and_sync(engine)
         engine.dispose()
         yield url
         with admin.connect() as conn:
@@ -64,7 +74,7 @@ def template_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     else:
         path = tmp_path_factory.mktemp("template") / "template.db"
         engine = make_engine(f"sqlite:///{path}")
-        upgrade(engine)
+        migrate_and_sync(engine)
         engine.dispose()  # the last connection to close checkpoints the WAL into the file
         assert not path.with_name(path.name + "-wal").exists()
         yield f"sqlite:///{path}"

@@ -55,7 +55,8 @@ def invoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> Invo
 def fakes(monkeypatch: pytest.MonkeyPatch) -> dict[SourceName, FakeSource]:
     sources = {
         SourceName.pubmed: FakeSource(SourceName.pubmed, {SLUG: [PollResult(
-            items=[article("1", "HER2 exon 20 insertion"), article("2", "HER2-mutant NSCLC")],
+            items=[article("1", "Zongertinib in HER2 exon 20 insertion NSCLC"),
+                   article("2", "Sevabertinib in HER2-mutant NSCLC")],
             cursor={"window_end": "2026-06-01"}, requests=2,
             warnings=['PubMed dropped the phrase "YVMA"'],
         )]}),

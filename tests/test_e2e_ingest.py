@@ -11,11 +11,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from alerts.app import create_app
 from alerts.cli import app as cli
 from alerts.config import Settings
+from alerts.items.match_fields import match_input
+from alerts.matching import compile_rule
+from db.models import Item, Target
+from db.session import make_engine
 from tests.conftest import make_settings
 from tests.fakes.upstream import FakeUpstream
 
@@ -54,26 +60,48 @@ def alerts_poll() -> list[str]:
     return outcome.stdout.splitlines()
 
 
-def all_items(settings: Settings) -> list[dict[str, Any]]:
+def all_items(settings: Settings, slug: str = SLUG) -> list[dict[str, Any]]:
     with TestClient(create_app(settings)) as client:
-        response = client.get(f"/api/v1/targets/{SLUG}/items", params={"limit": 200})
+        response = client.get(f"/api/v1/targets/{slug}/items", params={"limit": 200})
     assert response.status_code == 200, response.text
     assert response.json()["next_cursor"] is None
     return response.json()["data"]  # type: ignore[no-any-return]
 
 
-def test_poll_then_the_api_lists_every_served_record_once_and_a_repoll_adds_nothing(
+def stored_decisions(settings: Settings, slug: str = SLUG) -> dict[tuple[str, str], bool]:
+    """(source, external id) -> what the target's rule decides on each STORED item,
+    asked of the match-rule interface directly (so this test holds whatever the rule's
+    wording): the ingest must have linked exactly the matched ones."""
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            target = session.scalars(select(Target).where(Target.slug == slug)).one()
+            rule = compile_rule(target.match_terms)
+            return {(item.source, item.external_id): rule.match(match_input(item)).matched
+                    for item in session.scalars(select(Item))}
+    finally:
+        engine.dispose()
+
+
+def matched(decisions: dict[tuple[str, str], bool], source: str) -> int:
+    return sum(1 for (src, _id), ok in decisions.items() if src == source and ok)
+
+
+def test_poll_stores_every_served_record_and_the_api_lists_the_matched_ones(
     fake: FakeUpstream, settings_at_fake: Settings
 ) -> None:
     lines = alerts_poll()
-    assert lines[:2] == [
-        f"pubmed  {SLUG}  {len(fake.pmids)} new, 0 updated  (2 requests)",
-        f"ctgov   {SLUG}  {len(fake.nct_ids)} new, 0 updated  (3 requests)",
-    ]
 
-    items = all_items(settings_at_fake)
+    decisions = stored_decisions(settings_at_fake)
     served = {("pubmed", pmid) for pmid in fake.pmids} | {("ctgov", n) for n in fake.nct_ids}
-    assert sorted((i["source"], i["external_id"]) for i in items) == sorted(served)
+    assert set(decisions) == served  # everything stored once, matched or rejected
+    assert lines[:2] == [
+        f"pubmed  {SLUG}  {matched(decisions, 'pubmed')} new, 0 updated  (2 requests)",
+        f"ctgov   {SLUG}  {matched(decisions, 'ctgov')} new, 0 updated  (3 requests)",
+    ]
+    items = all_items(settings_at_fake)
+    assert sorted((i["source"], i["external_id"]) for i in items) == sorted(
+        key for key, ok in decisions.items() if ok)
     for item in items:
         if item["source"] == "pubmed":
             assert item["url"] == f"https://pubmed.ncbi.nlm.nih.gov/{item['external_id']}/"
@@ -88,21 +116,33 @@ def test_poll_then_the_api_lists_every_served_record_once_and_a_repoll_adds_noth
         f"pubmed  {SLUG}  0 new, 0 updated  (1 request)",
         f"ctgov   {SLUG}  skipped: upstream data unchanged  (1 request)",
     ]
-    assert len(fake.requests_to("/efetch.fcgi")) == efetches  # known PMIDs are not fetched
-    assert len(all_items(settings_at_fake)) == len(served)
+    # Decided PMIDs, matched or rejected, are not fetched again.
+    assert len(fake.requests_to("/efetch.fcgi")) == efetches
+    assert len(all_items(settings_at_fake)) == len(items)
 
 
 def test_a_trial_whose_status_changed_upstream_shows_an_update_event(
     fake: FakeUpstream, settings_at_fake: Settings
 ) -> None:
+    """The recorded NCT02210780 names Dupixent only among its interventions' other names:
+    a target with that drug matches it there, HER2 exon 20 does not."""
+    added = CliRunner().invoke(cli, ["targets", "add", "dupilumab", "--name", "Dupilumab",
+                                     "--ctgov-term", "dupilumab", "--drug", "Dupixent"])
+    assert added.exit_code == 0, added.output
     alerts_poll()
     fake.set_study_status("NCT02210780", "TERMINATED")
 
     lines = alerts_poll()
 
-    assert lines[1].startswith(f"ctgov   {SLUG}  0 new, 1 updated")
-    [trial] = [i for i in all_items(settings_at_fake) if i["external_id"] == "NCT02210780"]
+    assert "ctgov   dupilumab    0 new, 1 updated  (2 requests)" in lines
+    # HER2 exon 20's rule rejected the study: a change of it is no news there.
+    assert "ctgov   her2-exon20  0 new, 0 updated  (3 requests)" in lines
+    [trial] = [i for i in all_items(settings_at_fake, "dupilumab")
+               if i["external_id"] == "NCT02210780"]
+    assert "Dupixent" in trial["matched_terms"]
+    assert trial["evidence_field"] == "interventions"
     assert trial["data"]["overall_status"] == "TERMINATED"
+    assert trial["data"]["intervention_other_names"] == ["REGN668", "SAR231893", "Dupixent"]
     assert [e["kind"] for e in trial["events"]] == ["new", "updated"]
     assert trial["events"][1]["changes"] == [
         {"field": "Overall status", "old": "COMPLETED", "new": "TERMINATED"},
@@ -118,11 +158,17 @@ def test_an_upstream_outage_fails_that_source_only_and_nothing_is_lost(
     lines = alerts_poll()
 
     assert lines[0].startswith(f"pubmed  {SLUG}  failed: pubmed efetch: HTTP 503")
-    assert lines[1] == f"ctgov   {SLUG}  {len(fake.nct_ids)} new, 0 updated  (3 requests)"
-    assert {i["source"] for i in all_items(settings_at_fake)} == {"ctgov"}
+    decisions = stored_decisions(settings_at_fake)
+    assert {source for source, _id in decisions} == {"ctgov"}  # no PubMed item stored
+    assert lines[1] == (
+        f"ctgov   {SLUG}  {matched(decisions, 'ctgov')} new, 0 updated  (3 requests)")
 
     fake.clear_failures()
-    assert alerts_poll()[0] == f"pubmed  {SLUG}  {len(fake.pmids)} new, 0 updated  (2 requests)"
+    line = alerts_poll()[0]
+    decisions = stored_decisions(settings_at_fake)
+    assert {pmid for source, pmid in decisions if source == "pubmed"} == set(fake.pmids)
+    assert line == (
+        f"pubmed  {SLUG}  {matched(decisions, 'pubmed')} new, 0 updated  (2 requests)")
 
 
 def rss(*titles: str) -> bytes:
@@ -141,7 +187,7 @@ def test_a_feed_keeps_the_matching_entries_then_costs_one_304_then_goes(
     url = fake.add_feed("oncology", rss(
         "Zongertinib shows responses in HER2 exon 20 insertion NSCLC",
         "Sevabertinib granted breakthrough therapy designation",
-        "HER2-mutant lung cancer: new data at ASCO",
+        "HER2-mutant lung cancer: zongertinib data at ASCO",
         "EGFR exon 20 insertion: amivantamab update",
         "Trastuzumab deruxtecan in HER2-positive breast cancer",
         "Pyrotinib in HER2-positive metastatic breast cancer",

@@ -48,6 +48,9 @@ def preview_alert(alert_id: IdPath, session: SessionDep, caller: RequiredCallerD
                 first_seen_at=event.first_seen_at,
                 event_at=event.created_at,
                 matched_terms=event.matched_terms,
+                evidence=event.evidence,
+                evidence_field=event.evidence_field,
+                highlights=[(start, end) for start, end in event.highlights],
                 changes=[ChangeOut(**change) for change in event.changes],
             )
             for event in result.events

@@ -8,6 +8,7 @@ subject rules defined here, so the preview, the planner and the email agree.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -128,6 +129,169 @@ def describe_changes(changes: Sequence[Mapping[str, Any]]) -> tuple[Change, ...]
     return tuple(described)
 
 
+#: How a digest names the field the evidence comes from, per source.
+FIELD_LABELS: dict[str, str] = {
+    "title": "Title",
+    "summary": "Summary",
+    "keywords": "Keywords",
+    "mesh": "MeSH terms",
+    "official_title": "Official title",
+    "conditions": "Conditions",
+    "interventions": "Interventions",
+    "eligibility": "Eligibility",
+}
+SUMMARY_LABELS: dict[str, str] = {"pubmed": "Abstract", "ctgov": "Brief summary"}
+#: The longest evidence a digest shows; longer evidence is cut around the highlights.
+EVIDENCE_MAX_CHARS = 280
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """The sentence or field value that matched, as a digest shows it: the field's label
+    and the text in parts, each marked or not (the template escapes and marks them)."""
+
+    label: str
+    parts: tuple[tuple[str, bool], ...]
+    #: Whether text was left out before and after what is shown.
+    cut_before: bool = False
+    cut_after: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(text for text, _marked in self.parts)
+
+    @property
+    def marked_text(self) -> str:
+        """The plain-text part's rendering: marked words in **double asterisks**, cuts as
+        "..."."""
+        shown = "".join(f"**{text}**" if marked else text for text, marked in self.parts)
+        return ("... " if self.cut_before else "") + shown + (" ..." if self.cut_after else "")
+
+
+def evidence_view(
+    source: str,
+    field_name: str,
+    text: str,
+    highlights: Sequence[Sequence[int]],
+    max_chars: int = EVIDENCE_MAX_CHARS,
+) -> Evidence | None:
+    """The evidence cut to at most about `max_chars` around its highlights, on word
+    boundaries with an ellipsis where text was left out, whitespace collapsed; None when
+    there is none. Spans that are not inside the text are ignored."""
+    if not text.strip():
+        return None
+    spans = _clean_spans(text, highlights)
+    start, end = _window(text, spans, max_chars)
+    parts: list[tuple[str, bool]] = []
+    at = start
+    for span_start, span_end in spans:
+        if span_end <= start or span_start >= end:
+            continue
+        span_start, span_end = max(span_start, start), min(span_end, end)
+        if span_start > at:
+            parts.append((text[at:span_start], False))
+        parts.append((text[span_start:span_end], True))
+        at = span_end
+    if at < end:
+        parts.append((text[at:end], False))
+    collapsed = [(re.sub(r"\s+", " ", part), marked) for part, marked in parts]
+    if collapsed:
+        collapsed[0] = (collapsed[0][0].lstrip(), collapsed[0][1])
+        collapsed[-1] = (collapsed[-1][0].rstrip(), collapsed[-1][1])
+    label = (SUMMARY_LABELS.get(source, "Summary") if field_name == "summary"
+             else FIELD_LABELS.get(field_name, field_name.replace("_", " ").capitalize()))
+    return Evidence(label or "Matched", tuple((t, m) for t, m in collapsed if t),
+                    cut_before=start > 0, cut_after=end < len(text))
+
+
+def _clean_spans(text: str, highlights: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for span in highlights:
+        if len(span) != 2:
+            continue
+        start, end = int(span[0]), int(span[1])
+        if 0 <= start < end <= len(text):
+            spans.append((start, end))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _window(text: str, spans: Sequence[tuple[int, int]], max_chars: int) -> tuple[int, int]:
+    """[start, end) of the part of `text` shown: all of it when short enough, else about
+    `max_chars` around the highlights (from the first one on), widened to whole words."""
+    if len(text) <= max_chars:
+        return 0, len(text)
+    first = spans[0] if spans else (0, 0)
+    covered = [span for span in spans if span[1] - first[0] <= max_chars]
+    last_end = covered[-1][1] if covered else first[1]
+    room = max(max_chars - (last_end - first[0]), 0)
+    start = max(first[0] - room // 2, 0)
+    end = min(start + max_chars, len(text))
+    start = max(min(start, end - max_chars), 0)
+    # Widen to word boundaries: never cut a word (or a highlight) in two.
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return start, end
+
+
+def byline(
+    source: str,
+    *,
+    authors: Sequence[str] = (),
+    journal: str | None = None,
+    pub_date: str | None = None,
+    published_at: datetime | None = None,
+    phases: Sequence[str] = (),
+    overall_status: str | None = None,
+    lead_sponsor: str | None = None,
+) -> tuple[str, ...]:
+    """The parts of the line under a title: ("Tan DS et al.", "J Clin Oncol", "2026") for
+    a publication, ("Phase 1/2", "Recruiting", "Boehringer Ingelheim") for a trial,
+    nothing otherwise. The templates join them."""
+    if source == "pubmed":
+        first = one_line(authors[0]) if authors else ""
+        who = f"{first} et al." if first and len(authors) > 1 else first
+        year_match = re.search(r"\b(\d{4})\b", pub_date or "")
+        year = year_match.group(1) if year_match else (
+            str(published_at.year) if published_at else "")
+        journal = one_line(journal or "")
+        # A year alone repeats the date above it: shown only beside an author or journal.
+        parts: tuple[str, ...] = (who, journal, year) if who or journal else ()
+    elif source == "ctgov":
+        parts = (phase_label(phases), status_label(overall_status),
+                 one_line(lead_sponsor or ""))
+    else:
+        parts = ()
+    return tuple(part for part in parts if part)
+
+
+def phase_label(phases: Sequence[str]) -> str:
+    """["PHASE1", "PHASE2"] -> "Phase 1/2"; ["EARLY_PHASE1"] -> "Early phase 1"; "" for NA."""
+    numbers = [p.removeprefix("PHASE") for p in phases if p.startswith("PHASE")]
+    if numbers:
+        return "Phase " + "/".join(numbers)
+    if "EARLY_PHASE1" in phases:
+        return "Early phase 1"
+    return ""
+
+
+def status_label(status: str | None) -> str:
+    """"ACTIVE_NOT_RECRUITING" -> "Active, not recruiting"."""
+    if not status:
+        return ""
+    words = status.lower().split("_")
+    if words[:1] == ["active"] and len(words) > 1:
+        return "Active, " + " ".join(words[1:])
+    return " ".join(words).capitalize()
+
+
 @dataclass(frozen=True, slots=True)
 class ItemView:
     event_id: int
@@ -138,6 +302,10 @@ class ItemView:
     url: str
     matched_terms: tuple[str, ...]
     changes: tuple[Change, ...] = ()
+    #: Authors, journal and year of a publication; phase, status and sponsor of a trial.
+    byline: tuple[str, ...] = ()
+    #: The sentence or field that matched, its words marked (None: only the terms known).
+    evidence: Evidence | None = None
 
 
 @dataclass(frozen=True, slots=True)

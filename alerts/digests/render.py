@@ -49,8 +49,10 @@ from alerts.digests.compose import (
     Section,
     SourceHealth,
     TargetSection,
+    byline,
     canonical_url,
     describe_changes,
+    evidence_view,
     group_items,
     item_source_label,
     one_line,
@@ -106,6 +108,13 @@ def item_view(event: repo.EventRow) -> ItemView:
         url=canonical_url(event.source, event.external_id, event.url),
         matched_terms=tuple(event.matched_terms),
         changes=describe_changes(event.changes) if event.event_kind == "updated" else (),
+        byline=byline(
+            event.source, authors=event.authors, journal=event.journal,
+            pub_date=event.pub_date, published_at=event.published_at, phases=event.phases,
+            overall_status=event.overall_status, lead_sponsor=event.lead_sponsor,
+        ),
+        evidence=evidence_view(event.source, event.evidence_field, event.evidence,
+                               event.highlights),
     )
 
 
@@ -297,16 +306,15 @@ _body_cache: dict[tuple[Any, ...], tuple[_PartTemplate, _PartTemplate]] = {}
 
 
 def _body_key(view: DigestView, settings: Settings) -> tuple[Any, ...]:
-    """Everything a body shows except the personal links. An event stands for its item
-    as shown: a worker lives for one run, in which an item's title does not change
-    (if ingestion rewrote one meanwhile, the rest of the run shows the first version)."""
+    """Everything a body shows except the personal links: the item views themselves
+    (title, byline, evidence and its marks, changes ...), not only their event ids, so a
+    rematch that changes an item's evidence during a run renders the new one."""
     return (
         view.frequency,
         view.local_slot.date(),
         settings.public_base,
         tuple(
-            (s.target_slug, s.target_name,
-             tuple(item.event_id for group in s.groups for item in group.items),
+            (s.target_slug, s.target_name, s.groups,
              tuple(sorted(s.counts.items())), s.hidden, s.since, s.sources)
             for s in view.sections
         ),

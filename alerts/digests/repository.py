@@ -192,6 +192,9 @@ def _undelivered(alert_ids: Sequence[int] | None, *, since: datetime, until: dat
         .join(ItemEvent, and_(ItemEvent.target_id == Alert.target_id,
                               ItemEvent.created_at >= Alert.activated_at))
         .join(Item, Item.id == ItemEvent.item_id)
+        # Only items still matched to the target: one a rematch unlinked is not mailed.
+        .join(ItemTarget, and_(ItemTarget.item_id == ItemEvent.item_id,
+                               ItemTarget.target_id == ItemEvent.target_id))
         .where(
             ItemEvent.created_at >= since,
             ItemEvent.created_at <= until,
@@ -469,6 +472,17 @@ class EventRow:
     first_seen_at: datetime
     feed_title: str | None
     matched_terms: list[str]
+    evidence: str
+    evidence_field: str
+    highlights: list[list[int]]
+    #: What a digest line shows beside the title: PubMed authors, journal and date;
+    #: ClinicalTrials.gov phases, overall status and lead sponsor.
+    authors: list[str]
+    journal: str | None
+    pub_date: str | None
+    phases: list[str]
+    overall_status: str | None
+    lead_sponsor: str | None
 
     @property
     def section(self) -> Section:
@@ -484,25 +498,37 @@ def _event_columns() -> tuple[Any, ...]:
         ItemEvent.id, ItemEvent.kind, ItemEvent.changes, ItemEvent.created_at,
         ItemEvent.target_id, Item.source, Item.external_id, Item.kind, Item.title, Item.url,
         Item.published_at, Item.first_seen_at, Item.data["feed_title"].as_string(),
-        ItemTarget.matched_terms,
+        ItemTarget.matched_terms, ItemTarget.evidence, ItemTarget.evidence_field,
+        ItemTarget.highlights, Item.data["authors"],
+        # The abbreviation a reference list uses ("J Clin Oncol"), else the full title.
+        func.coalesce(func.nullif(Item.data["journal_abbrev"].as_string(), ""),
+                      Item.data["journal"].as_string()),
+        Item.data["pub_date"].as_string(), Item.data["phases"],
+        Item.data["overall_status"].as_string(), Item.data["lead_sponsor"].as_string(),
     )
 
 
 def _events_select() -> Any:
+    """Events with their item and its link to the event's target: an item no longer
+    matched to the target (a rematch unlinked it) is not shown."""
     return (
         select(*_event_columns())
         .join(Item, Item.id == ItemEvent.item_id)
-        .outerjoin(
+        .join(
             ItemTarget,
             and_(ItemTarget.item_id == Item.id, ItemTarget.target_id == ItemEvent.target_id),
         )
     )
 
 
+#: Positions of the list-valued columns of `_event_columns`, empty when NULL.
+_LIST_COLUMNS = (2, 13, 16, 17, 20)
+
+
 def _event_row(row: Any) -> EventRow:
     values = list(row)
-    values[2] = values[2] or []
-    values[13] = values[13] or []
+    for index in _LIST_COLUMNS:
+        values[index] = values[index] if isinstance(values[index], list) else []
     return EventRow(*values)
 
 

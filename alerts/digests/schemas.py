@@ -35,6 +35,10 @@ class PreviewItem(BaseModel):
     first_seen_at: datetime
     event_at: datetime
     matched_terms: list[str]
+    #: The sentence or field value that matched, its field and the matched words' spans.
+    evidence: str = ""
+    evidence_field: str = ""
+    highlights: list[tuple[int, int]] = []
     changes: list[ChangeOut]
 
 

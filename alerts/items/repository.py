@@ -11,12 +11,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db.base import Base
-from db.models import Item, ItemEvent, ItemTarget
+from db.models import Item, ItemEvent, ItemRejection, ItemTarget
 
 #: Rows per multi-row statement: ~10 columns each keeps a statement far below SQLite's
 #: 32,766 and PostgreSQL's 65,535 bound parameters.
@@ -65,20 +65,22 @@ def insert_ignoring_conflicts(
 def known_external_ids(
     session: Session, source: str, target_id: int, external_ids: Sequence[str]
 ) -> set[str]:
-    """Which of `external_ids` are stored for `source` AND linked to the target."""
+    """Which of `external_ids` are stored for `source` AND decided for the target
+    (matched or rejected)."""
     known: set[str] = set()
     for chunk in chunked(list(dict.fromkeys(external_ids))):
-        known.update(
-            session.scalars(
-                select(Item.external_id)
-                .join(ItemTarget, ItemTarget.item_id == Item.id)
-                .where(
-                    Item.source == source,
-                    Item.external_id.in_(chunk),
-                    ItemTarget.target_id == target_id,
+        for decisions in (ItemTarget, ItemRejection):
+            known.update(
+                session.scalars(
+                    select(Item.external_id)
+                    .join(decisions, decisions.item_id == Item.id)
+                    .where(
+                        Item.source == source,
+                        Item.external_id.in_(chunk),
+                        decisions.target_id == target_id,
+                    )
                 )
             )
-        )
     return known
 
 
@@ -120,22 +122,99 @@ def update_items(session: Session, changes: Sequence[Mapping[str, Any]]) -> None
         session.execute(update(Item), list(changes))
 
 
-def link_items(
-    session: Session,
-    target_id: int,
-    links: Sequence[tuple[int, list[str]]],
-    now: datetime,
-) -> set[int]:
-    """Link (item id, matched terms) to the target; the ids of the links that are new."""
-    rows = [
-        {"item_id": item_id, "target_id": target_id, "matched_terms": terms, "created_at": now}
-        for item_id, terms in sorted(links)
-    ]
+def link_items(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[int]:
+    """Insert ItemTarget rows (item_id, target_id, matched_terms, evidence, evidence_field,
+    highlights, created_at, decided_at); the item ids of the links that are new."""
+    ordered = sorted(rows, key=lambda row: row["item_id"])
     return set(
         insert_ignoring_conflicts(
-            session, ItemTarget, rows, ("item_id", "target_id"), returning=ItemTarget.item_id
+            session, ItemTarget, ordered, ("item_id", "target_id"), returning=ItemTarget.item_id
         )
     )
+
+
+def reject_items(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ItemRejection rows (item_id, target_id, created_at, decided_at), keeping
+    the pairs already rejected as they are."""
+    insert_ignoring_conflicts(
+        session, ItemRejection, sorted(rows, key=lambda row: row["item_id"]),
+        ("item_id", "target_id"),
+    )
+
+
+def decisions(
+    session: Session, target_id: int, item_ids: Sequence[int]
+) -> dict[int, tuple[bool, datetime]]:
+    """item id -> (matched, first seen for the target) of the pairs already decided."""
+    found: dict[int, tuple[bool, datetime]] = {}
+    for chunk in chunked(sorted(set(item_ids))):
+        for table, matched in ((ItemRejection, False), (ItemTarget, True)):
+            rows = session.execute(
+                select(table.item_id, table.created_at)
+                .where(table.target_id == target_id, table.item_id.in_(chunk))
+            )
+            # A link wins over a rejection (it is what readers show).
+            found.update({item_id: (matched, at) for item_id, at in rows})
+    return found
+
+
+def unlink(session: Session, target_id: int, item_ids: Sequence[int]) -> None:
+    """Delete these items' links to the target (their matched decisions)."""
+    _delete_pairs(session, ItemTarget, target_id, item_ids)
+
+
+def unreject(session: Session, target_id: int, item_ids: Sequence[int]) -> None:
+    """Delete these items' rejections for the target."""
+    _delete_pairs(session, ItemRejection, target_id, item_ids)
+
+
+def _delete_pairs(
+    session: Session, table: type[ItemTarget] | type[ItemRejection], target_id: int,
+    item_ids: Sequence[int],
+) -> None:
+    for chunk in chunked(sorted(item_ids)):
+        session.execute(
+            delete(table)
+            .where(table.target_id == target_id, table.item_id.in_(chunk))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def update_links(session: Session, target_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Bulk UPDATE of links by (item_id); each mapping holds item_id and the new values."""
+    for row in rows:
+        values = {key: value for key, value in row.items() if key != "item_id"}
+        session.execute(
+            update(ItemTarget)
+            .where(ItemTarget.target_id == target_id, ItemTarget.item_id == row["item_id"])
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def seen_page(
+    session: Session, target_id: int, *, after_id: int, limit: int
+) -> list[tuple[Item, bool, datetime]]:
+    """(item, matched, first seen for the target) of the items decided for the target,
+    by item id after `after_id`: the stored items a rematch decides again."""
+    pairs: list[tuple[int, bool, datetime]] = []
+    for table, matched in ((ItemTarget, True), (ItemRejection, False)):
+        rows = session.execute(
+            select(table.item_id, table.created_at)
+            .where(table.target_id == target_id, table.item_id > after_id)
+            .order_by(table.item_id)
+            .limit(limit)
+        )
+        pairs.extend((item_id, matched, at) for item_id, at in rows)
+    seen: dict[int, tuple[bool, datetime]] = {}
+    for item_id, matched, at in sorted(pairs, key=lambda pair: (pair[0], not pair[1])):
+        seen.setdefault(item_id, (matched, at))
+    page = sorted(seen)[:limit]
+    items = {
+        item.id: item
+        for item in session.scalars(select(Item).where(Item.id.in_(page)))
+    }
+    return [(items[item_id], *seen[item_id]) for item_id in page if item_id in items]
 
 
 def linked_targets(session: Session, item_ids: Sequence[int]) -> list[tuple[int, int]]:
@@ -165,11 +244,11 @@ def target_items_page(
     kind: str | None,
     after: tuple[datetime, int] | None,
     limit: int,
-) -> list[tuple[Item, datetime, list[str]]]:
-    """(item, linked at, matched terms) for the target, newest link first, then by id;
-    `after` is the sort key of the last row of the previous page."""
+) -> list[tuple[Item, ItemTarget]]:
+    """(item, its link: first seen, matched terms, evidence) for the target, newest link
+    first, then by id; `after` is the sort key of the last row of the previous page."""
     statement = (
-        select(Item, ItemTarget.created_at, ItemTarget.matched_terms)
+        select(Item, ItemTarget)
         .join(ItemTarget, ItemTarget.item_id == Item.id)
         .where(ItemTarget.target_id == target_id)
     )
@@ -186,7 +265,7 @@ def target_items_page(
             )
         )
     statement = statement.order_by(ItemTarget.created_at.desc(), Item.id.desc()).limit(limit)
-    return [(item, at, terms) for item, at, terms in session.execute(statement)]
+    return [(item, link) for item, link in session.execute(statement)]
 
 
 def events_for(session: Session, target_id: int, item_ids: Sequence[int]) -> list[ItemEvent]:

@@ -35,6 +35,12 @@ class ItemOut(BaseModel):
     #: When the item was first found for this target (the list's sort key).
     first_seen_at: datetime
     matched_terms: list[str]
+    #: The sentence or field value that matched ("" for items matched before evidence
+    #: was recorded), the field it comes from, and the [start, end) character spans of
+    #: the matched words inside it.
+    evidence: str = ""
+    evidence_field: str = ""
+    highlights: list[tuple[int, int]] = []
     data: dict[str, Any]
     #: Trials only: `new`, then every `updated` with its changes.
     events: list[ItemEventOut] | None = None

@@ -1,12 +1,27 @@
-"""Storing what a poll fetched, and reading it back for a target.
+"""Storing what a poll fetched, deciding it for the target, and reading it back.
 
-`ingest` is the heart of the poll's storing transaction: items are inserted or ignored by
-(source, external id), linked to the target with the terms that matched, and every NEW
-link gets a `new` event for that target. A known trial whose tracked fields (status,
-phases, results ...) differ from the stored copy is updated, and every target it is
-linked to gets an `updated` event with the old and new values. The stored copy is re-read
-inside the transaction (and locked on PostgreSQL), so two processes storing the same
-change make one event, not two.
+`ingest` is the heart of the poll's storing transaction. Every fetched item, whatever
+its source, is stored once by (source, external id) and decided by the target's match
+rule (alerts.matching, reading the fields `match_fields.match_input` gives it):
+
+- matched: linked to the target (`item_targets`) with its terms, evidence sentence,
+  evidence field and highlight spans; a NEW link gets a `new` event for the target.
+- rejected: recorded in `item_rejections` for the target: never linked, so never in the
+  items API, the pages or a digest, but kept so `rematch` can decide it again.
+
+A pair decided before keeps its decision, with one exception: a rejected item that now
+matches (its upstream text changed) is linked and announced like a new one. A matched
+item is never unlinked by a poll (a subscriber may already have it, and its trial updates
+must keep coming); only `rematch`, run when a target's rule changes, takes links away.
+
+A known trial whose tracked fields (status, phases, results ...) differ from the stored
+copy is updated, and every target it is LINKED to (matched) gets an `updated` event with
+the old and new values. The stored copy is re-read inside the transaction (and locked on
+PostgreSQL), so two processes storing the same change make one event, not two.
+
+`rematch` applies a target's current rule to the stored items decided for it, both ways,
+without refetching and without events: an old item newly matched is linked where it
+stands in the target's history (its first-seen time), so no digest takes it for news.
 """
 
 from __future__ import annotations
@@ -22,27 +37,26 @@ from sqlalchemy.orm import Session
 
 from alerts.errors import Unprocessable
 from alerts.items import repository
+from alerts.items.match_fields import match_input
 from alerts.items.schemas import ChangeOut, ItemEventOut, ItemOut, ItemPage
-from alerts.matching import matcher_for
+from alerts.matching import Match, compile_rule
 from alerts.pagination import decode_cursor, encode_cursor, parse_moment
 from alerts.sources.base import FetchedItem, ItemKind, SourceName
 from alerts.sources.trial_fields import TRACKED_FIELD_LABELS
 from alerts.targets.service import get_target_by_slug
 from db.models import Item
 
-#: Sources whose entries are not the answer to a target's own upstream query (a feed
-#: carries everything its publisher posts), so only entries matching the target's terms
-#: are kept. The others are stored as the upstream returned them.
-LOCALLY_MATCHED = frozenset({SourceName.rss})
-
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+#: Items a rematch loads and decides at a time.
+REMATCH_CHUNK = 500
 
 
 @dataclass(frozen=True)
 class IngestCounts:
     new: int  # items newly linked to the target (one `new` event each)
     updated: int  # known trials whose tracked fields changed
+    rejected: int = 0  # items the target's rule rejected in this batch
 
 
 def ingest(
@@ -50,23 +64,17 @@ def ingest(
     *,
     source: SourceName,
     target_id: int,
-    match_terms: Mapping[str, Iterable[str]],
+    match_terms: Mapping[str, Any],
     fetched: Iterable[FetchedItem],
     now: datetime,
 ) -> IngestCounts:
-    """Store a poll's items for a target (see the module docstring). Flushes only."""
-    matcher = matcher_for(match_terms)
-    kept: dict[str, tuple[FetchedItem, list[str]]] = {}
+    """Store a poll's items and the target's decisions (see the module docstring).
+    `match_terms` is the target's rule definition. Flushes only."""
+    rule = compile_rule(match_terms)
+    kept: dict[str, tuple[FetchedItem, Match]] = {}
     for item in fetched:
-        if item.external_id in kept:
-            continue
-        if source in LOCALLY_MATCHED:
-            terms = matcher.match(item.title, item.summary)
-            if terms is None:
-                continue
-        else:
-            terms = matcher.terms_found(item.title, item.summary)
-        kept[item.external_id] = (item, terms)
+        if item.external_id not in kept:
+            kept[item.external_id] = (item, rule.match(match_input(item)))
     if not kept:
         return IngestCounts(new=0, updated=0)
 
@@ -80,11 +88,28 @@ def ingest(
         ("source", "external_id"),
     )
     ids = repository.item_ids(session, source, ordered)
-    updates = _trial_updates(session, source, kept, now)
+    updates = _trial_updates(session, source, {eid: item for eid, (item, _m) in kept.items()},
+                             now)
 
-    newly_linked = repository.link_items(
-        session, target_id, [(ids[eid], kept[eid][1]) for eid in ordered], now
-    )
+    before = repository.decisions(session, target_id, [ids[eid] for eid in ordered])
+    links: list[dict[str, Any]] = []
+    rejections: list[dict[str, Any]] = []
+    for external_id in ordered:
+        item_id, decision = ids[external_id], kept[external_id][1]
+        matched_before = before[item_id][0] if item_id in before else None
+        if decision.matched and not matched_before:
+            links.append(link_row(item_id, target_id, decision, first_seen=now, now=now))
+        elif not decision.matched and matched_before is None:
+            rejections.append(
+                {"item_id": item_id, "target_id": target_id, "created_at": now, "decided_at": now}
+            )
+    # A rejected item that now matches moves to the links (and is announced: its text
+    # changed upstream, since a changed rule is applied by `rematch` at once).
+    repository.unreject(session, target_id, [row["item_id"] for row in links
+                                             if row["item_id"] in before])
+    newly_linked = repository.link_items(session, links)
+    repository.reject_items(session, rejections)
+
     events: list[dict[str, Any]] = [
         {"item_id": item_id, "target_id": target_id, "kind": "new", "changes": [],
          "created_at": now}
@@ -99,7 +124,86 @@ def ingest(
         )
     repository.add_events(session, events)
     session.flush()
-    return IngestCounts(new=len(newly_linked), updated=len(updates))
+    rejected = sum(1 for _item, decision in kept.values() if not decision.matched)
+    return IngestCounts(new=len(newly_linked), updated=len(updates), rejected=rejected)
+
+
+def link_row(
+    item_id: int, target_id: int, decision: Match, *, first_seen: datetime, now: datetime
+) -> dict[str, Any]:
+    """The `item_targets` row of a matched decision."""
+    return {
+        "item_id": item_id,
+        "target_id": target_id,
+        **evidence_values(decision),
+        "created_at": first_seen,
+        "decided_at": now,
+    }
+
+
+def evidence_values(decision: Match) -> dict[str, Any]:
+    return {
+        "matched_terms": list(decision.terms),
+        "evidence": decision.evidence,
+        "evidence_field": decision.field,
+        "highlights": [[start, end] for start, end in decision.highlights],
+    }
+
+
+@dataclass(frozen=True)
+class RematchCounts:
+    kept: int  # matched before and now
+    newly_matched: int  # rejected before, linked now (no event: not mailed as new)
+    newly_rejected: int  # matched before, unlinked now (out of digests, API and pages)
+    still_rejected: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.newly_matched or self.newly_rejected)
+
+
+def rematch(session: Session, slug: str, *, now: datetime) -> RematchCounts:
+    """Decide the target's stored items again with its current rule (see the module
+    docstring). NotFound for an unknown slug. Flushes only."""
+    target = get_target_by_slug(session, slug)
+    return rematch_target(session, target.id, target.match_terms, now=now)
+
+
+def rematch_target(
+    session: Session, target_id: int, match_terms: Mapping[str, Any], *, now: datetime
+) -> RematchCounts:
+    rule = compile_rule(match_terms)
+    kept = newly_matched = newly_rejected = still_rejected = 0
+    after_id = 0
+    while page := repository.seen_page(session, target_id, after_id=after_id,
+                                       limit=REMATCH_CHUNK):
+        after_id = page[-1][0].id
+        links: list[dict[str, Any]] = []
+        refreshed: list[dict[str, Any]] = []
+        rejections: list[dict[str, Any]] = []
+        for item, matched_before, first_seen in page:
+            decision = rule.match(match_input(item))
+            if decision.matched and matched_before:
+                kept += 1
+                refreshed.append({"item_id": item.id, **evidence_values(decision),
+                                  "decided_at": now})
+            elif decision.matched:
+                newly_matched += 1
+                links.append(link_row(item.id, target_id, decision, first_seen=first_seen,
+                                      now=now))
+            elif matched_before:
+                newly_rejected += 1
+                rejections.append({"item_id": item.id, "target_id": target_id,
+                                   "created_at": first_seen, "decided_at": now})
+            else:
+                still_rejected += 1
+        repository.unreject(session, target_id, [row["item_id"] for row in links])
+        repository.link_items(session, links)
+        repository.unlink(session, target_id, [row["item_id"] for row in rejections])
+        repository.reject_items(session, rejections)
+        repository.update_links(session, target_id, refreshed)
+    session.flush()
+    return RematchCounts(kept, newly_matched, newly_rejected, still_rejected)
 
 
 def _item_row(item: FetchedItem, now: datetime) -> dict[str, Any]:
@@ -126,11 +230,11 @@ def _stored_data(item: FetchedItem) -> dict[str, Any]:
 def _trial_updates(
     session: Session,
     source: SourceName,
-    kept: Mapping[str, tuple[FetchedItem, list[str]]],
+    kept: Mapping[str, FetchedItem],
     now: datetime,
 ) -> dict[int, list[dict[str, Any]]]:
     """Update the known items whose tracked fields changed; item id -> changes."""
-    tracked_ids = sorted(eid for eid, (item, _terms) in kept.items() if item.tracked)
+    tracked_ids = sorted(eid for eid, item in kept.items() if item.tracked)
     if not tracked_ids:
         return {}
     changes_by_item: dict[int, list[dict[str, Any]]] = {}
@@ -138,7 +242,7 @@ def _trial_updates(
     for item_id, external_id, stored_data in repository.lock_item_data(
         session, source, tracked_ids
     ):
-        item = kept[external_id][0]
+        item = kept[external_id]
         fresh = _stored_data(item)
         stored = stored_data.get("tracked") if isinstance(stored_data, dict) else None
         if not isinstance(stored, dict):
@@ -210,9 +314,9 @@ def jsonable(value: Any) -> Any:
 def known_ids(
     session: Session, source: SourceName, target_id: int, external_ids: Sequence[str]
 ) -> set[str]:
-    """An adapter's KnownIds: which of these ids are stored and already linked to the
-    target. Only those may go unfetched: a record stored for another target still has to
-    come back, so that it is linked to this one too."""
+    """An adapter's KnownIds: which of these ids are stored and already decided for the
+    target (matched or rejected). Only those may go unfetched: a record stored for another
+    target still has to come back, so that this target's rule decides it too."""
     return repository.known_external_ids(session, str(source), target_id, external_ids)
 
 
@@ -245,7 +349,7 @@ def list_target_items(
         limit=limit + 1,
     )
     page, more = rows[:limit], len(rows) > limit
-    trial_ids = [item.id for item, _at, _terms in page if item.kind == ItemKind.trial]
+    trial_ids = [item.id for item, _link in page if item.kind == ItemKind.trial]
     events: dict[int, list[ItemEventOut]] = {item_id: [] for item_id in trial_ids}
     for event in repository.events_for(session, target.id, trial_ids):
         events[event.item_id].append(
@@ -265,12 +369,17 @@ def list_target_items(
             url=item.url,
             summary=item.summary,
             published_at=item.published_at,
-            first_seen_at=at,
-            matched_terms=list(terms),
+            first_seen_at=link.created_at,
+            matched_terms=list(link.matched_terms),
+            evidence=link.evidence,
+            evidence_field=link.evidence_field,
+            highlights=[(start, end) for start, end in link.highlights],
             data=item.data,
             events=events.get(item.id),
         )
-        for item, at, terms in page
+        for item, link in page
     ]
-    next_cursor = encode_cursor(page[-1][1], page[-1][0].id) if more and page else None
+    next_cursor = (
+        encode_cursor(page[-1][1].created_at, page[-1][0].id) if more and page else None
+    )
     return ItemPage(data=data, next_cursor=next_cursor)

@@ -90,7 +90,7 @@ class _Job:
     target_id: int
     slug: str
     query: TargetQuery
-    match_terms: dict[str, list[str]]
+    match_terms: dict[str, Any]
 
 
 class _Clock:
@@ -191,7 +191,7 @@ def _plan(
             target_id=target.id,
             slug=target.slug,
             query=queries[target.id],
-            match_terms={k: list(v) for k, v in target.match_terms.items()},
+            match_terms=dict(target.match_terms),
         )
         for name, target in wanted
     ]

@@ -70,7 +70,10 @@ STUDY_FIELDS: tuple[str, ...] = (
     "StudyType",
     "EnrollmentCount",
     "Condition",
+    "Keyword",
     "InterventionName",
+    "InterventionOtherName",
+    "EligibilityCriteria",
     "LeadSponsorName",
     "StartDate",
     "PrimaryCompletionDate",
@@ -286,6 +289,10 @@ def parse_study(study: Any) -> FetchedItem | None:
     overall_status = _text(status.get("overallStatus"))
     interventions = _objects(_section(protocol, "armsInterventionsModule").get("interventions"))
     intervention_names = [name for entry in interventions if (name := _text(entry.get("name")))]
+    other_names = list(dict.fromkeys(
+        name for entry in interventions for name in _texts(entry.get("otherNames"))
+    ))
+    conditions = _section(protocol, "conditionsModule")
     sponsor = _section(_section(protocol, "sponsorCollaboratorsModule"), "leadSponsor")
 
     return FetchedItem(
@@ -303,8 +310,13 @@ def parse_study(study: Any) -> FetchedItem | None:
             "phases": phases,
             "study_type": _text(design.get("studyType")),
             "enrollment": enrollment,
-            "conditions": _texts(_section(protocol, "conditionsModule").get("conditions")),
+            "conditions": _texts(conditions.get("conditions")),
+            "keywords": _texts(conditions.get("keywords")),
             "interventions": intervention_names,
+            "intervention_other_names": other_names,
+            # The whole text; the match rule reads its inclusion part.
+            "eligibility": _text(_section(protocol, "eligibilityModule").get(
+                "eligibilityCriteria")) or "",
             "lead_sponsor": _text(sponsor.get("name")),
             "start_date": _struct_date(status, "startDateStruct"),
             "primary_completion_date": primary_completion,

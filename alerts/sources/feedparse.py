@@ -226,6 +226,10 @@ def _item(
     }
     if doi := _doi(entry):
         data["doi"] = doi
+    teaser = plain_text(entry.get("summary"), SUMMARY_MAX_CHARS) if body else ""
+    if teaser and teaser.rstrip("…") not in summary:
+        # The entry's own summary beside its content: the match rule reads both.
+        data["teaser"] = teaser
     return FetchedItem(
         source=SourceName.rss,
         external_id=entry_external_id(entry, feed_url, base_url),

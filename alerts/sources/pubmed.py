@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -414,6 +414,7 @@ def parse_article(record: ET.Element) -> FetchedItem | None:
                 element_text(kind)
                 for kind in article.findall("PublicationTypeList/PublicationType")
             ],
+            **subject_terms(citation),
         },
     )
 
@@ -456,6 +457,7 @@ def parse_book_article(record: ET.Element) -> FetchedItem | None:
                 element_text(kind) for kind in document.findall("PublicationType")
             ],
             "publisher": element_text(book.find("Publisher/PublisherName")),
+            **subject_terms(document),
         },
     )
 
@@ -479,6 +481,24 @@ def _item(
         published_at=published_at,
         data=data,
     )
+
+
+def subject_terms(record: ET.Element) -> dict[str, list[str]]:
+    """What a record says it is about, for the match rule: author `keywords` (every
+    KeywordList), `mesh` (MeSH descriptor names) and `substances` (ChemicalList names)."""
+    return {
+        "keywords": _unique(element_text(k) for k in record.findall("KeywordList/Keyword")),
+        "mesh": _unique(
+            element_text(d) for d in record.findall("MeshHeadingList/MeshHeading/DescriptorName")
+        ),
+        "substances": _unique(
+            element_text(c) for c in record.findall("ChemicalList/Chemical/NameOfSubstance")
+        ),
+    }
+
+
+def _unique(texts: Iterable[str]) -> list[str]:
+    return [text for text in dict.fromkeys(texts) if text]
 
 
 def abstract_text(abstract: ET.Element | None) -> str:

@@ -11,15 +11,19 @@ from db.models import Item, Target
 from db.session import make_engine
 
 
-def test_migrations_are_current_and_seed_the_catalogue(db_url: str, session: Session) -> None:
+def test_migrations_are_current_and_the_catalogue_is_synced(
+    db_url: str, session: Session
+) -> None:
     engine = make_engine(db_url)
     assert is_current(engine)
     engine.dispose()
     target = session.scalars(select(Target).where(Target.slug == "her2-exon20")).one()
     assert target.name == "HER2 (ERBB2) exon 20"
     assert "ERBB2" in target.match_terms["genes"]
-    assert "zongertinib" in target.match_terms["drugs"]
-    assert "trastuzumab deruxtecan" not in target.match_terms["drugs"]
+    drugs = [drug["name"] for drug in target.match_terms["drugs"]]
+    assert "zongertinib" in drugs
+    assert "trastuzumab deruxtecan" not in drugs
+    assert "trastuzumab deruxtecan" in target.match_terms["related_drugs"]
     assert target.pubmed_query and target.ctgov_term
 
 

@@ -90,14 +90,19 @@ class Factory:
         kind: str = "new",
         changes: list[dict[str, Any]] | None = None,
         matched: list[str] | None = None,
+        evidence: tuple[str, str, list[list[int]]] | None = None,
     ) -> ItemEvent:
         """An event of `item` for `target` at `at` (linking the item to the target with
-        the terms that matched it, the first time)."""
+        the terms that matched it and, given as (field, text, spans), the evidence, the
+        first time)."""
         linked = self.session.scalar(select(ItemTarget.id).where(
             ItemTarget.item_id == item.id, ItemTarget.target_id == target.id))
         if linked is None:
+            field_name, text, spans = evidence or ("", "", [])
             self._add(ItemTarget(item_id=item.id, target_id=target.id,
-                                 matched_terms=matched or ["HER2", "exon 20"], created_at=at))
+                                 matched_terms=matched or ["HER2", "exon 20"],
+                                 evidence=text, evidence_field=field_name, highlights=spans,
+                                 created_at=at, decided_at=at))
         return self._add(ItemEvent(item_id=item.id, target_id=target.id, kind=kind,
                                    changes=changes or [], created_at=at))
 

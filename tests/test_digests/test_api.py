@@ -49,7 +49,8 @@ def test_preview_lists_what_the_next_digest_would_hold(
     owner = factory.subscriber()
     alert = factory.alert(owner, target, max_items=2)
     factory.event(factory.item("trial", external_id="NCT00000001"), target,
-                  at=T0 + timedelta(hours=1))
+                  at=T0 + timedelta(hours=1),
+                  evidence=("conditions", "HER2 Exon 20 Insertion NSCLC", [[0, 17]]))
     factory.event(factory.item("trial", external_id="NCT00000002"), target,
                   at=T0 + timedelta(hours=2), kind="updated",
                   changes=[{"field": "overall_status", "old": "RECRUITING",
@@ -70,6 +71,9 @@ def test_preview_lists_what_the_next_digest_would_hold(
         {"field": "overall_status", "old": "RECRUITING", "new": "COMPLETED"}
     ]
     assert body["data"][0]["matched_terms"] == ["HER2", "exon 20"]
+    assert (body["data"][0]["evidence"], body["data"][0]["evidence_field"],
+            body["data"][0]["highlights"]) == ("HER2 Exon 20 Insertion NSCLC", "conditions",
+                                               [[0, 17]])
     # The admin sees it too; nothing was recorded by looking.
     assert client.get(f"/api/v1/alerts/{alert.id}/preview",
                       headers=bearer(ADMIN)).json() == body

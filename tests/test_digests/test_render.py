@@ -33,12 +33,33 @@ SLOT = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)  # a Monday
 RENDERED_AT = datetime(2026, 5, 4, 8, 0, 7, tzinfo=UTC)
 SUBSCRIBER_ID = 4242
 NEWS_TITLE = 'FDA grants <script>alert("x")</script> priority review & breakthrough status'
+NEWS_SUMMARY = ("The agency accepted the <b>application</b> for zongertinib in previously "
+                "treated HER2-mutant & advanced NSCLC.")
 HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe",
            "List-Unsubscribe-Post")
 
 
 def d(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def marked(field_name: str, text: str, *words: str) -> tuple[str, str, list[list[int]]]:
+    """Evidence as the match rule records it: (field, text, spans of `words` in it)."""
+    spans = []
+    for word in words:
+        start = text.index(word)
+        spans.append([start, start + len(word)])
+    return field_name, text, sorted(spans)
+
+
+BEAMION_LUNG_1_ABSTRACT = (
+    "Background: HER2 (ERBB2) mutations occur in 2 to 4% of non-small-cell lung cancers. "
+    "Methods: In this phase 1b study, patients with previously treated advanced NSCLC "
+    "received oral therapy once daily. Results: Among 75 patients with HER2 tyrosine "
+    "kinase domain mutations, most of them exon 20 insertions such as A775_G776insYVMA, "
+    "zongertinib at 120 mg achieved an objective response in 71%. Grade 3 or higher "
+    "treatment-related adverse events occurred in 17%."
+)
 
 
 def sample_dataset(make: Factory) -> None:
@@ -52,36 +73,53 @@ def sample_dataset(make: Factory) -> None:
     make.alert(reader, kras, frequency="weekly", weekday="monday", send_hour=8,
                activated_at=ACTIVATED, max_items=2)
 
+    beamion_lung_2 = ("Zongertinib vs standard of care as first-line treatment of HER2 "
+                      "exon 20 insertion NSCLC (Beamion LUNG-2)")
     trial = make.item(
         "trial", external_id="NCT06151574", published_at=d("2026-04-29T00:00:00Z"),
-        title="Zongertinib vs standard of care as first-line treatment of HER2 exon 20 "
-              "insertion NSCLC (Beamion LUNG-2)")
-    make.event(trial, her2, at=d("2026-04-29T06:10:00Z"), matched=["HER2", "exon 20",
-                                                                   "zongertinib"])
+        title=beamion_lung_2,
+        data={"phases": ["PHASE3"], "overall_status": "RECRUITING",
+              "lead_sponsor": "Boehringer Ingelheim"})
+    make.event(trial, her2, at=d("2026-04-29T06:10:00Z"),
+               matched=["Zongertinib", "HER2 exon 20 insertion"],
+               evidence=marked("title", beamion_lung_2, "Zongertinib", "HER2 exon 20 insertion"))
     updated = make.item(
         "trial", external_id="NCT05099172", published_at=d("2021-11-03T00:00:00Z"),
-        title="Sevabertinib (BAY 2927088) in advanced NSCLC with HER2 mutations (SOHO-01)")
+        title="Sevabertinib (BAY 2927088) in advanced NSCLC with HER2 mutations (SOHO-01)",
+        data={"phases": ["PHASE1", "PHASE2"], "overall_status": "ACTIVE_NOT_RECRUITING",
+              "lead_sponsor": "Bayer"})
     make.event(updated, her2, at=d("2026-05-01T06:10:00Z"), kind="updated",
-               matched=["HER2", "mutations", "sevabertinib"],
+               matched=["HER2", "exon 20 insertions", "BAY 2927088"],
+               evidence=marked(
+                   "eligibility", "Documented activating HER2 mutation, including exon 20 "
+                   "insertions, in tumour tissue or blood", "HER2", "exon 20 insertions"),
                changes=[
                    {"field": "overall_status", "old": "RECRUITING",
                     "new": "ACTIVE_NOT_RECRUITING"},
                    {"field": "phases", "old": ["PHASE1"], "new": ["PHASE1", "PHASE2"]},
                ])
-    for pmid, day, title in (
+    structural = ("Structural basis of HER2 exon 20 YVMA insertion sensitivity to covalent "
+                  "inhibitors")
+    for pmid, day, title, authors, journal, evidence in (
         ("40211001", "2026-04-30", "Zongertinib in HER2-mutant NSCLC: updated Beamion LUNG-1 "
-                                   "results"),
-        ("40211002", "2026-05-02", "Structural basis of HER2 exon 20 YVMA insertion "
-                                   "sensitivity to covalent inhibitors"),
+         "results", ["Heymach JV", "Opdam F", "Ruiter G"], "N Engl J Med",
+         marked("summary", BEAMION_LUNG_1_ABSTRACT, "exon 20 insertions",
+                "A775_G776insYVMA", "zongertinib")),
+        ("40211002", "2026-05-02", structural, ["Okafor E"], "Nat Commun",
+         marked("title", structural, "HER2 exon 20 YVMA insertion")),
     ):
         make.event(make.item("publication", external_id=pmid, title=title,
-                             published_at=d(f"{day}T00:00:00Z")),
-                   her2, at=d(f"{day}T05:00:00Z"), matched=["HER2", "exon 20"])
+                             published_at=d(f"{day}T00:00:00Z"),
+                             data={"authors": authors, "journal": journal,
+                                   "journal_abbrev": journal, "pub_date": day[:4]}),
+                   her2, at=d(f"{day}T05:00:00Z"), matched=["HER2", "exon 20"],
+                   evidence=evidence)
     news = make.item("news", external_id="urn:news:1", title=NEWS_TITLE,
                      url="https://news.example.org/2026/05/fda-her2?a=1&b=2",
                      published_at=d("2026-05-03T14:00:00Z"),
                      data={"feed_title": "Oncology Wire"})
-    make.event(news, her2, at=d("2026-05-03T15:00:00Z"), matched=["HER2", "exon 20"])
+    make.event(news, her2, at=d("2026-05-03T15:00:00Z"), matched=["zongertinib"],
+               evidence=marked("summary", NEWS_SUMMARY, "zongertinib"))
 
     for n in range(4):
         make.event(make.item("publication", external_id=f"4030000{n}",
@@ -178,6 +216,11 @@ def test_untrusted_text_is_escaped_in_html_and_plain_in_text(sample: EmailMessag
     assert ("FDA grants &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; priority review "
             "&amp; breakthrough status") in html
     assert 'href="https://news.example.org/2026/05/fda-her2?a=1&amp;b=2"' in html
+    # The evidence is escaped too, and only the matched words are marked.
+    assert ("The agency accepted the &lt;b&gt;application&lt;/b&gt; for <strong style="
+            '"background-color:#fff1a8;color:#1f2933;">zongertinib</strong> in previously '
+            "treated HER2-mutant &amp; advanced NSCLC.") in html
+    assert "The agency accepted the <b>application</b> for **zongertinib**" in text
 
 
 def test_the_digest_has_the_parts_a_reader_expects(sample: EmailMessage) -> None:
@@ -187,7 +230,12 @@ def test_the_digest_has_the_parts_a_reader_expects(sample: EmailMessage) -> None
     assert "Overall status: RECRUITING -> ACTIVE_NOT_RECRUITING" in text
     assert "https://clinicaltrials.gov/study/NCT06151574" in text
     assert "https://pubmed.ncbi.nlm.nih.gov/40211001/" in text
-    assert "Matched: HER2, exon 20, zongertinib" in text
+    # Each item shows the evidence that matched, its words marked, and what it is.
+    assert ('  Eligibility: "Documented activating **HER2** mutation, including **exon 20\n'
+            '    insertions**, in tumour tissue or blood"') in text
+    assert "  Heymach JV et al. | N Engl J Med | 2026" in text
+    assert "  Phase 1/2 | Active, not recruiting | Bayer" in text
+    assert "Matched: KRAS, G12C" in text  # a link recorded before evidence was
     assert ("2 more items for KRAS G12C:\n"
             "http://alerts.test/targets/kras-g12c/items?since=2026-05-01T04:00:00Z") in text
     assert "    RSS feeds: WARNING: failing, 4 checks in a row" in text

@@ -56,12 +56,13 @@ def ids(page: dict[str, Any]) -> list[str]:
 @pytest.fixture
 def seven_items(session: Session, target: Target) -> list[str]:
     """Seven items found at five moments; two pairs share a moment. Newest first."""
-    store(session, target, T0, article("1", "HER2 exon 20 a"), article("2", "HER2 exon 20 b"))
+    store(session, target, T0, article("1", "Zongertinib in HER2 exon 20 a"),
+          article("2", "Zongertinib in HER2 exon 20 b"))
     store(session, target, T0 + timedelta(hours=1), trial("NCT03"))
     store(session, target, T0 + timedelta(hours=2), entry("e4", "zongertinib news"))
-    store(session, target, T0 + timedelta(days=1), article("5", "HER2 exon 20 c"),
-          article("6", "HER2 exon 20 d"))
-    store(session, target, T0 + timedelta(days=2), article("7", "HER2 exon 20 e"))
+    store(session, target, T0 + timedelta(days=1), article("5", "Zongertinib in HER2 exon 20 c"),
+          article("6", "Zongertinib in HER2 exon 20 d"))
+    store(session, target, T0 + timedelta(days=2), article("7", "Zongertinib in HER2 exon 20 e"))
     return ["7", "6", "5", "e4", "NCT03", "2", "1"]
 
 
@@ -82,7 +83,12 @@ def test_items_come_newest_first_with_their_fields(
     assert newest["source"] == "pubmed" and newest["kind"] == "publication"
     assert newest["url"] == "https://pubmed.ncbi.nlm.nih.gov/7/"
     assert newest["first_seen_at"] == "2026-06-03T08:00:00Z"
-    assert newest["matched_terms"] == ["HER2", "exon 20"]
+    # The terms and the evidence the target's rule decided on, next to each other.
+    assert "zongertinib" in [term.lower() for term in newest["matched_terms"]]
+    assert newest["evidence_field"] == "title"
+    assert newest["evidence"] == "Zongertinib in HER2 exon 20 e"
+    start, end = newest["highlights"][0]
+    assert newest["evidence"][start:end].lower() in {"zongertinib", "her2"}
     assert newest["data"] == {"journal": "J Test"}
     assert newest["events"] is None  # events are shown for trials
 
@@ -107,7 +113,8 @@ def test_an_item_found_after_the_first_page_does_not_shift_the_next(
     client: TestClient, session: Session, target: Target, seven_items: list[str]
 ) -> None:
     first = get_items(client, limit=3)
-    store(session, target, T0 + timedelta(days=3), article("8", "HER2 exon 20 new"))
+    store(session, target, T0 + timedelta(days=3),
+          article("8", "Zongertinib in HER2 exon 20 new"))
     second = get_items(client, limit=3, cursor=first["next_cursor"])
     assert ids(first) + ids(second) == seven_items[:6]
 

@@ -13,7 +13,7 @@ from alerts.polling.schemas import SourceReport
 from alerts.polling.service import poll
 from alerts.sources.base import SourceName
 from db.clock import frozen_clock
-from db.models import Feed, Item, ItemEvent, ItemTarget, SourceState, Target
+from db.models import Feed, Item, ItemEvent, ItemRejection, ItemTarget, SourceState, Target
 from tests.fakes.adapters import FakeSource, install
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
@@ -78,6 +78,16 @@ def links(session: Session, target: str = SLUG) -> dict[str, list[str]]:
     return {external_id: terms for external_id, terms in rows}
 
 
+def rejected(session: Session, target: str = SLUG) -> set[str]:
+    """External ids of the items the target's rule rejected."""
+    return set(session.scalars(
+        select(Item.external_id)
+        .join(ItemRejection, ItemRejection.item_id == Item.id)
+        .join(Target, Target.id == ItemRejection.target_id)
+        .where(Target.slug == target)
+    ))
+
+
 def events(session: Session, target: str = SLUG) -> list[tuple[str, str, list[Any]]]:
     """(external id, kind, changes) of the target's events, in order."""
     rows = session.execute(
@@ -94,7 +104,7 @@ def add_target(session: Session, slug: str, **fields: Any) -> Target:
     target = Target(
         slug=slug, name=slug.upper(), description="",
         match_terms=fields.pop("match_terms", {"genes": ["HER2"], "mutations": ["exon 20"],
-                                                "drugs": []}),
+                                                "drugs": ["zongertinib"]}),
         **fields,
     )
     session.add(target)

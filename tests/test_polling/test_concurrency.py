@@ -25,7 +25,7 @@ from alerts.items import repository as items_repository
 from alerts.items.service import ingest
 from alerts.polling.service import poll
 from alerts.sources.base import FetchedItem, SourceName
-from db.models import Item, ItemEvent, Target
+from db.models import Item, ItemEvent, ItemRejection, ItemTarget, Target
 from db.session import make_engine, make_sessionmaker, transaction
 from tests.conftest import ON_POSTGRES, make_settings
 from tests.fakes.adapters import article, trial
@@ -74,7 +74,9 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
 
 
 def assert_stored_once_with_one_new_event(factory: sessionmaker[Session]) -> int:
-    """Each item once; each (item, target) exactly one `new` event. Returns the item count."""
+    """Each item once and decided once per target it was polled for (linked XOR
+    rejected); each link exactly one `new` event, a rejected item none. Returns the item
+    count."""
     with factory() as session:
         duplicates = session.execute(
             select(Item.source, Item.external_id).group_by(Item.source, Item.external_id)
@@ -85,10 +87,22 @@ def assert_stored_once_with_one_new_event(factory: sessionmaker[Session]) -> int
             .where(ItemEvent.kind == "new")
             .group_by(ItemEvent.item_id, ItemEvent.target_id)
         ).all()
+        linked = {(item_id, target) for item_id, target in session.execute(
+            select(ItemTarget.item_id, ItemTarget.target_id))}
+        rejected = {(item_id, target) for item_id, target in session.execute(
+            select(ItemRejection.item_id, ItemRejection.target_id))}
         items = session.scalar(select(func.count()).select_from(Item)) or 0
     assert duplicates == []
-    assert sorted(count for *_pair, count in new_events) == [1] * items
+    assert linked.isdisjoint(rejected)
+    assert len(linked | rejected) == items  # one target: every item decided once
+    assert sorted(count for *_pair, count in new_events) == [1] * len(linked)
+    assert {(item_id, target) for item_id, target, _n in new_events} == linked
     return items
+
+
+def links_count(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(ItemTarget)) or 0
 
 
 def target_id(factory: sessionmaker[Session]) -> tuple[int, dict[str, list[str]]]:
@@ -108,7 +122,7 @@ def test_concurrent_stores_of_one_batch_make_one_item_and_one_event_each(
     database: tuple[Engine, sessionmaker[Session]],
 ) -> None:
     _engine, factory = database
-    batch = [article(str(n), f"HER2 exon 20 report {n}") for n in range(300)]
+    batch = [article(str(n), f"Zongertinib in HER2 exon 20, report {n}") for n in range(300)]
     news = together(*(lambda: store(factory, batch) for _ in range(4)))
     assert sum(news) == 300  # each link is new for exactly one of the writers
     assert assert_stored_once_with_one_new_event(factory) == 300
@@ -218,8 +232,7 @@ def test_two_pollers_in_threads_store_everything_once(
     assert not any(r.failed for rs in reports for r in rs), reports
     assert assert_stored_once_with_one_new_event(factory) == len(fake.pmids) + len(
         fake.nct_ids)
-    new = sum(r.new for rs in reports for r in rs)
-    assert new == len(fake.pmids) + len(fake.nct_ids)
+    assert sum(r.new for rs in reports for r in rs) == links_count(factory)
 
 
 @pytest.mark.slow

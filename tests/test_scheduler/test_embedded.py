@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Digest, Item, SchedulerHeartbeat
+from db.models import Digest, Item, ItemTarget, SchedulerHeartbeat, Target
 from tests.fakes.smtp import SmtpServer, free_port
 from tests.fakes.upstream import FakeUpstream
 from tests.test_scheduler.conftest import Processes, seed_due_subscribers, service_env
@@ -52,7 +52,14 @@ def test_run_polls_and_mails_the_due_digest_without_any_command(
     tmp_path: Path,
 ) -> None:
     _engine, factory = isolated
-    (email,) = seed_due_subscribers(factory, 1, send_when_empty=False)
+    # A target whose rule matches a recorded study (NCT02210780 lists Dupixent among its
+    # interventions' other names), so the scheduler's own poll brings it news.
+    with factory() as session:
+        session.add(Target(slug="dupilumab", name="Dupilumab", description="",
+                           ctgov_term="dupilumab",
+                           match_terms={"genes": [], "mutations": [], "drugs": ["Dupixent"]}))
+        session.commit()
+    (email,) = seed_due_subscribers(factory, 1, send_when_empty=False, target_slug="dupilumab")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = service_env(
@@ -68,14 +75,16 @@ def test_run_polls_and_mails_the_due_digest_without_any_command(
 
     (digest,) = processes.wait_until("the digest", lambda: smtp_server.handler.to(email))
     # It holds what the scheduler's own poll just stored (an empty one would not be sent).
-    assert "HER2" in str(digest["Subject"])
+    assert "Dupilumab" in str(digest["Subject"])
     assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     with factory() as session:
         stored = dict(session.execute(
             select(Item.source, func.count()).group_by(Item.source)).all())
         assert stored == {"pubmed": len(upstream.pmids), "ctgov": len(upstream.nct_ids)}
+        linked = session.scalar(select(func.count()).select_from(ItemTarget).join(
+            Target, Target.id == ItemTarget.target_id).where(Target.slug == "dupilumab"))
         (sent,) = session.scalars(select(Digest)).all()
-        assert sent.status == "sent" and sent.item_count == sum(stored.values())
+        assert sent.status == "sent" and sent.item_count == linked >= 1
         owner = session.scalars(select(SchedulerHeartbeat.owner)).one()
 
     metrics = _samples(processes.wait_until(
@@ -83,8 +92,8 @@ def test_run_polls_and_mails_the_due_digest_without_any_command(
         lambda: run.lines("scheduler.job name=digests") and _get(base, "/metrics"),
     ).text)
     assert metrics[("alerts_database_up", ())] == 1
-    for source in ("pubmed", "ctgov"):
-        assert metrics[("alerts_source_polls_total", (("source", source),))] == 1
+    for source, polls in (("pubmed", 1), ("ctgov", 2)):  # ctgov: both targets
+        assert metrics[("alerts_source_polls_total", (("source", source),))] == polls
         assert metrics[("alerts_source_failures_total", (("source", source),))] == 0
         assert metrics[("alerts_items_stored", (("source", source),))] == stored[source]
         health = (("source", source), ("target", "her2-exon20"))

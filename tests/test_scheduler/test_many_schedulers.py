@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Digest, Item, ItemEvent, ItemTarget, SourceState
+from db.models import Digest, Item, ItemEvent, ItemRejection, ItemTarget, SourceState
 from tests.conftest import ON_POSTGRES
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.upstream import FakeUpstream
@@ -79,13 +79,15 @@ def test_three_schedulers_send_each_digest_once_and_store_each_item_once(
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(Digest)) == SUBSCRIBERS
 
-        # Each item: stored once, linked to the target once, announced once.
+        # Each item: stored once, decided once for the target (linked or rejected), each
+        # link announced once.
         stored = Counter(session.scalars(select(Item.source)).all())
         assert stored == {"pubmed": len(upstream.pmids), "ctgov": len(upstream.nct_ids)}
-        items = sum(stored.values())
-        assert session.scalar(select(func.count()).select_from(ItemTarget)) == items
+        linked = session.scalar(select(func.count()).select_from(ItemTarget))
+        rejected = session.scalar(select(func.count()).select_from(ItemRejection))
+        assert linked + rejected == sum(stored.values())
         assert session.scalar(
-            select(func.count()).where(ItemEvent.kind == "new")) == items
+            select(func.count()).where(ItemEvent.kind == "new")) == linked
 
         # Each source was polled by one process only, whichever got it first.
         polls = dict(session.execute(select(SourceState.source, SourceState.polls_total)).all())

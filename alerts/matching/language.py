@@ -111,7 +111,7 @@ MUTATION_BEFORE = re.compile(
 _NEGATION_BEFORE = re.compile(
     r"\b(?:without|no|not|none|absence\s+of|absent|lack(?:s|ed|ing)?(?:\s+of)?|free\s+of"
     r"|negative\s+for|neither|nor|wild[\s-]?type(?:\s+for)?|never"
-    r"|did\s+not\s+(?:have|harbou?r|carry)|ruled\s+out)\b",
+    r"|did\s+not\s+(?:have|harbou?r|carry)|ruled\s+out|outside(?:\s+of)?)\b",
     re.IGNORECASE,
 )
 #: Cues that set aside everything up to the end of their clause, lists included:

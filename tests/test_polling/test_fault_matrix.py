@@ -63,7 +63,10 @@ CTGOV_BASE = "http://api.ctgov.test/api/v2"
 FEED_URL = "http://news.example/feeds/news.xml"
 INTERNAL = "http://169.254.169.254/latest/meta-data/"
 
-HTTP_TIMEOUT = 0.5  # each read; the drips below stay well within it
+#: The failing poll's read timeout; the drips below stay well within it. The good polls
+#: around it run with calm settings, so a busy machine cannot fail them.
+HTTP_TIMEOUT = 1.5
+DRIP_INTERVAL = 0.1
 #: Room for a first parse to start the parser pool on a busy machine.
 FEED_DEADLINE = 3.0
 POLL_DEADLINE = 4.0
@@ -240,9 +243,9 @@ FAULTS = [
           same_error(rf"HTTP 429, Retry-After {LONG_RETRY_AFTER} s"),
           wait=timedelta(seconds=LONG_RETRY_AFTER)),
     Fault("refused connection", refuse, same_error(r"connection failed \(ConnectError\)")),
-    Fault("read timeout", misbehave(lambda _s: stall(for_seconds=5 * HTTP_TIMEOUT)),
+    Fault("read timeout", misbehave(lambda _s: stall(for_seconds=3 * HTTP_TIMEOUT)),
           same_error(rf"timed out after {HTTP_TIMEOUT:g} s")),
-    Fault("slow drip", misbehave(lambda _s: drip(interval=HTTP_TIMEOUT / 5, for_seconds=8)),
+    Fault("slow drip", misbehave(lambda _s: drip(interval=DRIP_INTERVAL, for_seconds=10)),
           same_error(rf"poll: gave up after the {POLL_DEADLINE:g} s deadline",
                      rss=rf"feed {FEED_URL}: gave up after the {FEED_DEADLINE:g} s deadline")),
     Fault("truncated body", misbehave(lambda _s: truncate),
@@ -276,11 +279,21 @@ FAULTS = [
 
 @pytest.fixture
 def matrix_settings(tmp_path: Path, shared_url: str) -> Settings:
+    """The failing poll's settings: short timeouts and deadlines."""
     return make_settings(
         tmp_path, shared_url, pubmed_base_url=PUBMED_BASE, ctgov_base_url=CTGOV_BASE,
         http_timeout_seconds=HTTP_TIMEOUT, http_max_retries=0,
         poll_deadline_seconds=POLL_DEADLINE, feed_deadline_seconds=FEED_DEADLINE,
     )
+
+
+@pytest.fixture
+def calm_settings(matrix_settings: Settings) -> Settings:
+    """The good polls' settings: the same service with room to spare."""
+    return matrix_settings.model_copy(update={
+        "http_timeout_seconds": 30.0, "poll_deadline_seconds": 120.0,
+        "feed_deadline_seconds": 60.0,
+    })
 
 
 @pytest.fixture(autouse=True)
@@ -303,13 +316,14 @@ def no_real_adapters() -> None:
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 def test_an_upstream_fault_loses_nothing_doubles_nothing_and_shows(
     fault: Fault, source: SourceName, upstream: Upstream, matrix_settings: Settings,
-    session: Session, session_factory: sessionmaker[Session], engine: Engine, move_clock: Any,
+    calm_settings: Settings, session: Session, session_factory: sessionmaker[Session],
+    engine: Engine, move_clock: Any,
 ) -> None:
     add_feed(session, SLUG, FEED_URL)
     api = TestClient(create_app(matrix_settings, engine=engine, session_factory=session_factory))
 
-    def run() -> Any:
-        [report] = poll(session_factory, matrix_settings, owner="test", source=source,
+    def run(settings: Settings = calm_settings) -> Any:
+        [report] = poll(session_factory, settings, owner="test", source=source,
                         target_slug=SLUG, transport=upstream.routes)
         return report
 
@@ -322,7 +336,7 @@ def test_an_upstream_fault_loses_nothing_doubles_nothing_and_shows(
 
     upstream.release()
     fault.inject(upstream, source)
-    failed = run()
+    failed = run(matrix_settings)
 
     # 1. Nothing stored, the cursor where it was.
     assert failed.failed

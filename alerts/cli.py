@@ -102,7 +102,7 @@ def _migrate(settings: Settings) -> list[str]:
     engine = make_engine(settings.database_url)
     try:
         upgrade(engine)
-        return _sync_catalogue(engine)
+        return _sync_catalogue(engine, settings.catalogue_file)
     except OperationalError as exc:
         raise _unreachable(exc) from None
     finally:
@@ -586,7 +586,8 @@ def _stored_definition(slug: str) -> dict[str, Any] | None:
 def targets_sync(
     file: Annotated[
         Path | None,
-        typer.Option("--file", help="Catalogue file (default: the shipped catalogue.toml)."),
+        typer.Option("--file", help="Catalogue file (default: ALERTS_CATALOGUE_FILE, "
+                     "else the shipped catalogue.toml)."),
     ] = None,
 ) -> None:
     """Write the catalogue file into the database: targets added or updated by slug.
@@ -595,7 +596,7 @@ def targets_sync(
     rule changed is rematched at once (old items are never mailed as new)."""
     settings = settings_or_exit()
     with migrated_engine(settings) as engine:
-        for line in _sync_catalogue(engine, file):
+        for line in _sync_catalogue(engine, file or settings.catalogue_file):
             typer.echo(line)
 
 

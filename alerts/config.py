@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     var_dir: Path = Path("./var")
 
     database_url: str = "sqlite:///./var/alerts.db"
+    #: The catalogue `alerts db upgrade`, `alerts run` and `alerts targets sync` load;
+    #: None is the reviewed catalogue shipped with the package.
+    catalogue_file: Path | None = None
     public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
     secret_key: SecretStr | None = None
     admin_token: SecretStr | None = None

@@ -55,7 +55,7 @@ def test_a_fetched_feed_keeps_its_validators_and_title(
     assert (after.etag, after.last_modified, after.content_hash, after.title) == (
         '"v1"', "Mon, 01 Jun 2026 07:00:00 GMT", "ab" * 32, "HER2 news")
     assert (after.last_fetched_at, after.last_success_at, after.last_error) == (NOW, NOW, None)
-    assert links(session) == {"e1": ["zongertinib"]}  # a feed outcome's entries are stored
+    assert links(session) == {"e1": ["Zongertinib"]}  # a feed outcome's entries are stored
 
 
 def test_one_failing_feed_is_counted_on_that_feed_and_the_poll_succeeds(

@@ -20,6 +20,27 @@ from tests.fakes.smtp import SmtpServer, free_port
 from tests.fakes.upstream import FakeUpstream
 from tests.test_scheduler.conftest import Processes, seed_due_subscribers, service_env
 
+DUPILUMAB = """
+[[targets]]
+slug = "dupilumab"
+name = "Dupilumab"
+description = "IL-4 receptor alpha antibody"
+kind = "protein"
+genes = ["IL4R"]
+variant_terms = []
+variant_patterns = []
+positive_status_counts = false
+related_drugs = []
+ctgov_term = "dupilumab"
+sources = ["test"]
+
+[[targets.drugs]]
+name = "dupilumab"
+codes = []
+brands = ["Dupixent"]
+shared_with = []
+"""
+
 
 @pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
@@ -52,12 +73,14 @@ def test_run_polls_and_mails_the_due_digest_without_any_command(
     tmp_path: Path,
 ) -> None:
     _engine, factory = isolated
-    # A target whose rule matches a recorded study (NCT02210780 lists Dupixent among its
-    # interventions' other names), so the scheduler's own poll brings it news.
+    # The operator's catalogue: one target whose rule matches a recorded study
+    # (NCT02210780 lists Dupixent among its interventions' other names), so the
+    # scheduler's own poll brings it news.
+    catalogue = tmp_path / "catalogue.toml"
+    catalogue.write_text(DUPILUMAB, encoding="utf-8")
     with factory() as session:
         session.add(Target(slug="dupilumab", name="Dupilumab", description="",
-                           ctgov_term="dupilumab",
-                           match_terms={"genes": [], "mutations": [], "drugs": ["Dupixent"]}))
+                           match_terms={"genes": [], "mutations": [], "drugs": []}))
         session.commit()
     (email,) = seed_due_subscribers(factory, 1, send_when_empty=False, target_slug="dupilumab")
     port = free_port()
@@ -66,7 +89,7 @@ def test_run_polls_and_mails_the_due_digest_without_any_command(
         db_url, tmp_path,
         smtp_host="127.0.0.1", smtp_port=smtp_server.port,
         pubmed_base_url=upstream.pubmed_base_url, ctgov_base_url=upstream.ctgov_base_url,
-        poll_interval_minutes=1,
+        poll_interval_minutes=1, catalogue_file=catalogue,
     )
     run = processes.start("run", "run", "--port", str(port), env=env)
 

@@ -19,6 +19,7 @@ from alerts.targets.catalogue import load_catalogue, parse_catalogue
 from alerts.targets.sync import sync_catalogue
 from db.models import ItemTarget, Target
 from db.session import make_engine
+from tests.conftest import SUITE_TARGETS
 from tests.fakes.adapters import article
 from tests.test_digests.factories import Factory
 
@@ -40,10 +41,16 @@ name = "{drug}"
 '''
 
 
-def test_the_shipped_catalogue_is_in_the_test_database(session: Session) -> None:
-    report = sync_catalogue(session, load_catalogue(), now=NOW)
-    assert report.added == [] and report.updated == {}
-    assert report.lines()[-1].startswith("catalogue: 0 added, 0 updated, ")
+def test_the_shipped_catalogue_syncs_onto_the_test_database(session: Session) -> None:
+    shipped = load_catalogue()
+    first = sync_catalogue(session, shipped, now=NOW)
+    # The suite's databases hold the shipped entries of SUITE_TARGETS, unchanged.
+    assert sorted(first.added) == sorted(
+        e.slug for e in shipped.entries if e.slug not in SUITE_TARGETS)
+    assert first.updated == {}
+    again = sync_catalogue(session, shipped, now=NOW)
+    assert again.lines()[-1] == (
+        f"catalogue: 0 added, 0 updated, {len(shipped.entries)} unchanged")
 
 
 def test_sync_adds_then_updates_by_slug_and_never_deletes(session: Session) -> None:
@@ -125,12 +132,16 @@ def test_sync_command_writes_a_good_file_and_nothing_of_a_bad_one(
 
 
 def test_db_upgrade_syncs_the_shipped_catalogue(invoke: Invoke) -> None:
-    outcome = invoke("db", "upgrade")
-    assert outcome.exit_code == 0, outcome.output
-    assert outcome.stdout.splitlines()[-2:] == [
-        f"catalogue: 0 added, 0 updated, {len(load_catalogue().entries)} unchanged",
+    shipped = len(load_catalogue().entries)
+    first = invoke("db", "upgrade")
+    assert first.exit_code == 0, first.output
+    assert first.stdout.splitlines()[-2:] == [
+        f"catalogue: {shipped - len(SUITE_TARGETS)} added, 0 updated, "
+        f"{len(SUITE_TARGETS)} unchanged",
         "database is up to date",
     ]
+    again = invoke("db", "upgrade")
+    assert again.stdout.splitlines()[-2] == f"catalogue: 0 added, 0 updated, {shipped} unchanged"
 
 
 def test_rematch_command_prints_the_counts(invoke: Invoke) -> None:

@@ -1,0 +1,27 @@
+"""Reader labels for the operator (admin token): `GET /api/v1/feedback`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from alerts.deps import SessionDep
+from alerts.feedback import service
+from alerts.feedback.schemas import LabelPage
+from alerts.subscriptions.auth import AdminCallerDep
+
+router = APIRouter(prefix="/api/v1", tags=["feedback"])
+
+
+@router.get("/feedback", response_model=LabelPage)
+def list_feedback(
+    session: SessionDep,
+    _admin: AdminCallerDep,
+    target: Annotated[str | None, Query(description="a target slug")] = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> LabelPage:
+    """Readers' "not relevant" labels, newest first (admin token only): which item, for
+    which target, when. Who gave them is not shown."""
+    return service.list_labels(session, target=target, cursor=cursor, limit=limit)

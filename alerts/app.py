@@ -35,9 +35,11 @@ ROUTER_MODULES = [
     "alerts.polling.api",
     "alerts.subscriptions.api",
     "alerts.web.pages",
+    "alerts.web.feedback",
     "alerts.web.mailbox",
     "alerts.digests.api",
     "alerts.digests.pages",
+    "alerts.feedback.api",
 ]
 
 

@@ -640,6 +640,29 @@ def feeds_add(
         typer.echo(f"added feed {feed.url} to {target}")
 
 
+feedback_app = typer.Typer(help="Readers' verdicts on digest items.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    target: Annotated[str | None, typer.Option("--target", help="Target slug.")] = None,
+) -> None:
+    """Print readers' "not relevant" labels as evaluation cases, one JSON line each
+    (`make eval EXTRA=file` takes them in)."""
+    import json
+
+    from alerts.feedback.service import evaluation_cases
+
+    settings = settings_or_exit()
+    with migrated_engine(settings) as engine, transaction(make_sessionmaker(engine)) as session:
+        try:
+            for case in evaluation_cases(session, target=target):
+                typer.echo(json.dumps(case, ensure_ascii=False))
+        except AlertsError as exc:
+            raise fail(_detail(exc)) from None
+
+
 def main() -> None:
     app()
 

@@ -345,6 +345,31 @@ class OutboundMail(TimestampMixin, Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class ReaderLabel(Base):
+    """A reader's verdict on an item shown for a target ("not relevant"), from the link
+    in a digest. It changes nothing for other readers: it is evidence for the match
+    rule's evaluation. Erasing the reader keeps the label but forgets who gave it."""
+
+    __tablename__ = "reader_labels"
+    __table_args__ = (UniqueConstraint("item_id", "target_id", "subscriber_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), nullable=False
+    )
+    target_id: Mapped[int] = mapped_column(
+        ForeignKey("targets.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="SET NULL")
+    )
+    label: Mapped[str] = mapped_column(String(16), nullable=False)  # "not_relevant"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, nullable=False)
+
+    item: Mapped[Item] = relationship(lazy="raise")
+    target: Mapped[Target] = relationship(lazy="raise")
+
+
 class SchedulerHeartbeat(Base):
     """Each scheduler process's last sign of life, for /metrics and operators."""
 

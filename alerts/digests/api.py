@@ -11,19 +11,12 @@ from fastapi import APIRouter, Query
 from alerts.deps import SessionDep
 from alerts.digests import service
 from alerts.digests.schemas import ChangeOut, DigestPage, DigestStatus, PreviewItem, PreviewOut
-from alerts.errors import AlertsError, error_responses
+from alerts.errors import error_responses
 from alerts.pagination import CursorQuery, IdPath
-from alerts.subscriptions.auth import RequiredCallerDep, get_owned_alert
+from alerts.subscriptions.auth import AdminCallerDep, RequiredCallerDep, get_owned_alert
 from db.clock import utc_now
 
 router = APIRouter(prefix="/api/v1", tags=["digests"])
-
-
-class AdminOnly(AlertsError):
-    status_code = 403
-
-    def __init__(self) -> None:
-        super().__init__("this needs the admin token")
 
 
 @router.get("/alerts/{alert_id}/preview", response_model=PreviewOut,
@@ -62,15 +55,13 @@ def preview_alert(alert_id: IdPath, session: SessionDep, caller: RequiredCallerD
 @router.get("/digests", response_model=DigestPage, responses=error_responses(401, 403, 422))
 def list_digests(
     session: SessionDep,
-    caller: RequiredCallerDep,
+    _admin: AdminCallerDep,
     status: Annotated[DigestStatus | None, Query(description="e.g. failed")] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_DIGEST_PAGE)] = 50,
     cursor: CursorQuery = None,
 ) -> DigestPage:
     """Digests newest first (admin token only): status, attempts, last error and the
     address's mail status."""
-    if not caller.is_admin:
-        raise AdminOnly()
     return service.list_digests(
         session, status=status.value if status else None, cursor=cursor, limit=limit
     )

@@ -60,7 +60,7 @@ from alerts.digests.compose import (
     subject_for,
 )
 from alerts.mail.base import POLICY, envelope_sender
-from alerts.subscriptions.tokens import manage_url, unsubscribe_url
+from alerts.subscriptions.tokens import feedback_url, manage_url, unsubscribe_url
 from alerts.templating import environment
 
 log = logging.getLogger(__name__)
@@ -218,6 +218,8 @@ class DigestLinks:
     unsubscribe_all: str
     #: alert id -> a link that ends only that alert.
     unsubscribe: dict[int, str]
+    #: The base of the reader's "not relevant" links (each item adds `&event=<id>`).
+    feedback: str
 
 
 def public_host(settings: Settings) -> str:
@@ -240,11 +242,12 @@ def links_for(view: DigestView, settings: Settings) -> DigestLinks:
         if len(view.sections) == 1
         else unsubscribe_url(settings, view.alert_ids)
     )
-    return DigestLinks(manage_url(settings, view.subscriber_id), every, per_alert)
+    return DigestLinks(manage_url(settings, view.subscriber_id), every, per_alert,
+                       feedback_url(settings, view.subscriber_id))
 
 
-# Subscribers of a target mostly get the same digest body; only the manage and
-# unsubscribe links (signed tokens) are theirs. A body is therefore rendered once per
+# Subscribers of a target mostly get the same digest body; only the manage, unsubscribe
+# and feedback links (signed tokens) are theirs. A body is therefore rendered once per
 # distinct content, with unguessable placeholders for those links, and each email
 # fills in its own (HTML-escaped in the HTML part). Bounded, per process.
 _BODY_CACHE_SIZE = 256
@@ -348,6 +351,7 @@ def _body(view: DigestView, settings: Settings, subject: str) -> tuple[_PartTemp
             manage=_placeholder("manage"),
             unsubscribe_all="",
             unsubscribe={s.alert_id: _placeholder(f"u{n}") for n, s in enumerate(view.sections)},
+            feedback=_placeholder("feedback"),
         )
         text, html = _render_body_template(view, settings, subject, placeholders)
         body = (_PartTemplate(text), _PartTemplate(html))
@@ -366,7 +370,7 @@ def render_digest(view: DigestView, settings: Settings, *, date: datetime) -> Re
     subject = subject_for(view)
     links = links_for(view, settings)
     text, html = _body(view, settings, subject)
-    personal = {"manage": links.manage} | {
+    personal = {"manage": links.manage, "feedback": links.feedback} | {
         f"u{n}": links.unsubscribe[s.alert_id] for n, s in enumerate(view.sections)
     }
     headers = [

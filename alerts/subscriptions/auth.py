@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from alerts.config import Settings
 from alerts.deps import SessionDep, SettingsDep
-from alerts.errors import NotFound, Unauthorized
+from alerts.errors import AlertsError, NotFound, Unauthorized
 from alerts.subscriptions import repository
 from db.clock import utc_now
 from db.models import Alert
@@ -93,10 +93,25 @@ def require_caller(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     return caller
 
 
+class AdminOnly(AlertsError):
+    status_code = 403
+
+    def __init__(self) -> None:
+        super().__init__("this needs the admin token")
+
+
+def require_admin(caller: Annotated[Caller, Depends(require_caller)]) -> Caller:
+    if not caller.is_admin:
+        raise AdminOnly()
+    return caller
+
+
 #: Optional authentication: anonymous callers are allowed, a bad token is not.
 CallerDep = Annotated[Caller, Depends(get_caller)]
 #: A personal or admin token is required (401 otherwise).
 RequiredCallerDep = Annotated[Caller, Depends(require_caller)]
+#: The admin token is required (401 without a token, 403 with a personal one).
+AdminCallerDep = Annotated[Caller, Depends(require_admin)]
 
 
 def get_owned_alert(session: Session, caller: Caller, alert_id: int) -> Alert:

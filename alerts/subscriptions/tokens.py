@@ -31,6 +31,7 @@ class Purpose(StrEnum):
     confirm = "confirm"
     manage = "manage"
     unsubscribe = "unsubscribe"
+    feedback = "feedback"
 
 
 #: Seconds a token of each purpose stays valid (None: no expiry).
@@ -38,6 +39,7 @@ MAX_AGE: dict[Purpose, int | None] = {
     Purpose.confirm: 7 * 24 * 3600,
     Purpose.manage: None,
     Purpose.unsubscribe: None,
+    Purpose.feedback: None,
 }
 
 
@@ -103,3 +105,10 @@ def unsubscribe_url(settings: Settings, alert_ids: list[int]) -> str:
     alerts in that digest; the body also offers one link per alert)."""
     token = make_token(settings, Purpose.unsubscribe, {"a": sorted(alert_ids)})
     return f"{settings.public_base}/unsubscribe?token={token}"
+
+
+def feedback_url(settings: Settings, subscriber_id: int) -> str:
+    """The base of a reader's "not relevant" links: each digest item appends its own
+    `&event=<id>`, so one signed token serves every item of a digest body."""
+    token = make_token(settings, Purpose.feedback, {"s": subscriber_id})
+    return f"{settings.public_base}/feedback?token={token}"

@@ -84,7 +84,7 @@ def chart(weeks: Sequence[Week], *, width: int = 640, height: int = 160) -> Char
     ticks: list[tuple[float, str]] = []
     for n, week in enumerate(weeks):
         x = n * column
-        if week.start.day <= 7:
+        if week.start.day <= 7 and x < width - 24:  # a label needs room on its right
             ticks.append((round(x, 1), week.start.strftime("%b")))
         y = float(plot_height)
         for kind, label, colour in KINDS:

@@ -46,6 +46,7 @@ from alerts.sources.http import UpstreamClient, counts_requests
 from alerts.sources.xml import element_text, parse_xml
 
 DEFAULT_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
+ARTICLE_URL = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
 DEFAULT_TOOL = "target-alerts"
 #: ESearch serves records 0..9998 of a result (retstart=9999 fails): 9,999 ids per query.
 ESEARCH_MAX_IDS = 9999
@@ -476,7 +477,7 @@ def _item(
         kind=ItemKind.publication,
         title=title or f"PubMed record {pmid}",
         # Quoted: the id comes from the body, and the link is printed in the text part.
-        url=f"https://pubmed.ncbi.nlm.nih.gov/{quote(pmid, safe='')}/",
+        url=ARTICLE_URL.format(pmid=quote(pmid, safe="")),
         summary=abstract,
         published_at=published_at,
         data=data,

@@ -1,0 +1,3 @@
+from tests.test_subscriptions.harness import harness
+
+__all__ = ["harness"]

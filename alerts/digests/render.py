@@ -60,6 +60,7 @@ from alerts.digests.compose import (
     subject_for,
 )
 from alerts.mail.base import POLICY, envelope_sender
+from alerts.progress.timeline import KINDS
 from alerts.subscriptions.tokens import feedback_url, manage_url, unsubscribe_url
 from alerts.templating import environment
 
@@ -337,7 +338,7 @@ def _render_body_template(
         if s.hidden and s.since is not None
     }
     context = {"view": view, "subject": subject, "links": links, "more": more,
-               "public_url": settings.public_base}
+               "public_url": settings.public_base, "glance": KINDS}
     env = environment()
     return (env.get_template("digest/digest.txt").render(context),
             env.get_template("digest/digest.html").render(context))

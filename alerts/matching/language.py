@@ -77,11 +77,26 @@ STATUS_AFTER = re.compile(
 #: A status word written before the gene: "anti-HER2", "amplification of HER2",
 #: "HER2 overexpression" is caught by STATUS_AFTER, "overexpressed HER2" here.
 STATUS_BEFORE = re.compile(
-    r"(?:\banti|\bnon|\b(?:over-?)?expression\s+of|\bamplification\s+of|\bamplified"
-    r"|\bover-?expressed|\bover-?expressing|\bpositive\s+for|\bnegative\s+for"
-    r"|\bcopy\s+number\s+of|\blow)(?:\s*[-\u2010]\s*|\s+)(?:the\s+)?$",
+    r"(?P<word>\banti|\bnon|\b(?:over-?)?expression(?=\s+of)|\bamplification(?=\s+of)"
+    r"|\bamplified|\bover-?expressed|\bover-?expressing|\bpositive(?=\s+for)"
+    r"|\bnegative(?=\s+for)|\bcopy\s+number(?=\s+of)|\blow)(?:\s+(?:of|for))?"
+    r"(?:\s*[-\u2010]\s*|\s+)(?:the\s+)?$",
     re.IGNORECASE,
 )
+#: Status words that say the protein is not there: "HER2-negative", "HER2-", "HER2-zero".
+NEGATIVE_STATUS = re.compile(r"negativ\w*|zero|null|-|\u2212|\u2013|non", re.IGNORECASE)
+
+
+def status_word(found: re.Match[str]) -> str:
+    """The status a STATUS_AFTER match states, a sign read as its word ("HER2+" is
+    "positive", "HER2-" "negative")."""
+    if found["word"]:
+        return found["word"]
+    sign = found["sign"]
+    if sign:
+        return "positive" if sign == "+" else "negative"
+    return "positive" if found["score"] and found["score"][0] in "123" else ""
+
 #: The gene as a drug class: "EGFR/HER2 inhibitor", "HER2-selective TKI", "HER2 ADC".
 DRUG_CLASS_AFTER = re.compile(
     rf"{APPOSITION}(?:\s*/\s*[A-Za-z0-9-]{{2,10}})*"
@@ -180,9 +195,60 @@ NEGATION_AFTER = re.compile(
 )
 
 
+#: A parenthesis inside a noun phrase, that a negation reaches into: "ERBB2 (including exon
+#: 20 insertions)", "HER2 (ERBB2)". Other parentheses end a negation's reach.
+_INNER_PARENTHESIS = re.compile(
+    r"\(\s*(?:(?:including|incl|e\.g|i\.e|such\s+as|especially|notably|particularly"
+    r"|namely|for\s+example)\b[^()]*|(?:[^()\s]+\s*){1,3})\)",
+    re.IGNORECASE,
+)
+#: What joins the members of a list: "EGFR, ALK, ROS1, and/or HER2".
+_CONJUNCTION = re.compile(r",\s*(?:and/or|and|or|nor)?\b|\b(?:and/or|and|or|nor)\b",
+                          re.IGNORECASE)
+#: A word that names a gene or a variant ("EGFR", "HER2", "ROS1", "V600E", "c-MET").
+_GENE_LIKE = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]*[A-Z][A-Za-z]*\d[A-Za-z0-9]*"
+                        r"|[A-Z][A-Z0-9]*[A-Z][A-Z0-9]*)(?![a-z])")
+
+
+def _masked(text: str) -> str:
+    """The text with inner parentheses blanked out, one character for one."""
+    return _INNER_PARENTHESIS.sub(lambda m: " " * len(m.group()), text)
+
+
+def _negated_list(text: str, masked: str, start: int, end: int, reach: int) -> int:
+    """Where a negation cue's reach ends: the noun phrase it heads. A list of gene and
+    variant names is negated as a whole ("no EGFR, ALK or HER2 mutations", "negative for
+    EGFR and ERBB2 (including exon 20 insertions)"); a list whose first member names no
+    gene is a list of the clause, not of the negated phrase, so the cue reaches to the
+    first conjunction only ("with no prior therapy and HER2 exon 20 insertions")."""
+    cuts = [(m.start(), m.end()) for m in _CONJUNCTION.finditer(masked, start, end)]
+    members = []
+    begin = start
+    for cut_start, cut_end in cuts:
+        members.append((begin, cut_start))
+        begin = cut_end
+    members.append((begin, end))
+    first_end = members[0][1]
+    words = list(WORD.finditer(text, start, first_end))
+    if len(words) > reach:
+        return words[reach - 1].end()
+    if not _GENE_LIKE.search(text, start, first_end):
+        return first_end
+    last = first_end
+    for member_start, member_end in members[1:]:
+        if not _GENE_LIKE.search(text, member_start, member_end):
+            break
+        last = member_end
+    words = list(WORD.finditer(text, start, last))
+    if len(words) > _SETTING_ASIDE_WORDS:
+        last = words[_SETTING_ASIDE_WORDS - 1].end()
+    return last
+
+
 def negated_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of a sentence that a preceding negation cue takes back."""
     spans = []
+    masked = _masked(text)
     for cue in _NON.finditer(text):
         word = WORD.match(text, cue.end())
         if word:
@@ -195,15 +261,18 @@ def negated_spans(text: str) -> list[tuple[int, int]]:
                 continue
             start = end = cue.end()
             comma = text.find(",", start) if pattern is _CONTRAST else -1
-            for stop in _SCOPE_END.finditer(text, start, comma if comma >= 0 else len(text)):
+            for stop in _SCOPE_END.finditer(masked, start, comma if comma >= 0 else len(text)):
                 end = stop.start()
                 if stop.group().lower() != "with" or not _HOLDER.search(text, start, end):
                     break
             else:
                 end = comma if comma >= 0 else len(text)
-            words = list(WORD.finditer(text, start, end))
-            if len(words) > reach:
-                end = words[reach - 1].end()
+            if pattern is _NEGATION_BEFORE:
+                end = _negated_list(text, masked, start, end, reach)
+            else:
+                words = list(WORD.finditer(text, start, end))
+                if len(words) > reach:
+                    end = words[reach - 1].end()
             if end > start:
                 spans.append((start, end))
     for predicate in _TAKEN_BACK.finditer(text):

@@ -293,11 +293,12 @@ class Rule:
             if counted:
                 reading.counting.append(Finding(unit, sorted(counted)))
             return
+        protein = self.definition.protein_level
         for gene in genes:
-            if gene.negated or gene.role == "class":
+            if gene.negated or (gene.role == "class" and not protein):
                 continue
             if self.definition.gene_alone_counts or (
-                gene.role == "status" and canonical(gene.word) in self.status_terms
+                gene.role == "status" and self._names_target(gene.word)
             ) or (gene.role == "mutation" and self._lists_as_variant(gene.word)):
                 counted.append((gene.start, gene.end))
         variants = self._variant_mentions(unit, hits, genes)
@@ -306,7 +307,11 @@ class Rule:
             if self.lexicon.terms[h.term].role in (GENE, OTHER) and h.term not in self.gene_ids
             and not any(g.start <= h.start < g.end or h.start <= g.start < h.end for g in genes)
         ]
-        owners = sorted([g for g in genes if g.role != "class"] + others, key=lambda m: m.start)
+        owners = sorted([g for g in genes if protein or g.role != "class"] + others,
+                        key=lambda m: m.start)
+        # Whose variant a term can be: a plain or mutation mention; for a protein target
+        # also its status ("MET amplification") and drug-class ("CD20xCD3 bispecific") words.
+        owning = ("plain", "mutation", "status", "class") if protein else ("plain", "mutation")
         orphans: list[tuple[int, int]] = []
         for start, end in variants:
             negated = unit.is_negated(start, end)
@@ -315,7 +320,9 @@ class Rule:
                 if not negated:
                     counted.append((start, end))
                 continue
-            owner = _owner(unit, owners, start, end)
+            # A term that holds the gene names both at once: "EML4-ALK", "MTAP-deleted".
+            inside = [g for g in genes if start <= g.start < end]
+            owner = inside[0] if inside else _owner(unit, owners, start, end)
             if owner is None:
                 if not negated and not owners:
                     orphans.append((start, end))
@@ -325,7 +332,7 @@ class Rule:
                 continue
             if negated:
                 reading.negated_variant = True
-            elif owner.role in ("plain", "mutation") and not owner.negated:
+            elif owner.role in owning and not owner.negated:
                 counted += [(owner.start, owner.end), (start, end)]
         if counted:
             reading.counting.append(Finding(unit, sorted(set(counted))))
@@ -361,10 +368,9 @@ class Rule:
                 mention.role, mention.word, mention.end = "status", text[own[0]:own[1]], own[1]
             elif language.DRUG_CLASS_AFTER.match(text, end):
                 mention.role = "class"
-            elif status or language.STATUS_BEFORE.search(before):
+            elif status or (prior_status := language.STATUS_BEFORE.search(before)):
                 mention.role = "status"
-                if status:
-                    mention.word = status.group("word") or ""
+                mention.word = language.status_word(status) if status else prior_status["word"]
             else:
                 after = language.MUTATION_AFTER.match(text, end)
                 prior = language.MUTATION_BEFORE.search(before)
@@ -374,10 +380,17 @@ class Rule:
                     mention.role, mention.word = "mutation", prior["word"]
                     mention.start = max(0, start - 40) + prior.start()
             mention.negated = unit.is_negated(start, mention.end) or (
-                mention.role == "status" and (mention.word or "").lower().startswith("negativ")
+                mention.role == "status"
+                and bool(language.NEGATIVE_STATUS.fullmatch(mention.word))
             )
             mentions.append(mention)
         return mentions
+
+    def _names_target(self, word: str) -> bool:
+        """Whether a status word is one of the target's ("positivity" is "positive")."""
+        key = canonical(word)
+        return key in self.status_terms or (
+            key.startswith("positiv") and "positive" in self.status_terms)
 
     def _own_status(self, text: str, end: int) -> tuple[int, int] | None:
         """The span of one of the target's status terms written with the gene name
@@ -385,7 +398,7 @@ class Rule:
         if not self.status_terms:
             return None
         found = language.NEXT_WORD.match(text, end)
-        if found and canonical(found["word"]) in self.status_terms:
+        if found and self._names_target(found["word"]):
             return found.span("word")
         return None
 
@@ -401,11 +414,14 @@ class Rule:
                 m.span() for m in language.EXON_LIST.finditer(text)
                 if self.exons & {int(n) for n in re.findall(r"\d+", m["numbers"])}
             ]
-        # A term spelling a gene name in itself counts as written in one word only
-        # ("HER2ex20ins"); spelled apart, the gene and the variant are read as two words.
+        # A term that spells a gene name in itself is that gene's variant when written in
+        # one word ("HER2ex20ins") or when it names a partner before the gene ("EML4-ALK");
+        # spelled apart ("ERBB2 ex20ins", "KMT2A-rearranged"), the gene and the variant are
+        # read as two words.
         spans = [
             (s, e) for s, e in spans
-            if unit.text[s:e].isalnum() or not any(s <= g.start < e for g in genes)
+            if unit.text[s:e].isalnum()
+            or not any(g.start == s for g in genes)
         ]
         # Overlapping spans: keep the longest; words of a gene mention are not variants
         # ("HER2-mutant" is the gene's mutation word, not a variant term).

@@ -120,6 +120,70 @@ MUTATION_BEFORE = re.compile(
     re.IGNORECASE,
 )
 
+#: A cell population named by its markers: "CD19+ B cells", "CD3+ T cells", "CD19-positive
+#: lymphocytes". The marker then sorts cells; it is not the protein as a drug target.
+CELL_POPULATION_AFTER = re.compile(
+    r"[\s,-]*(?:(?:B|T|NK|NKT|dendritic|memory|naive|regulatory|helper|cytotoxic|myeloid"
+    r"|immune|mononuclear)[\s-]+)?(?:cells?|lymphocytes?|monocytes?|subsets?|populations?)\b",
+    re.IGNORECASE,
+)
+
+# --- Abbreviations ----------------------------------------------------------------
+
+#: A short form defined in parentheses after its long form: "resistance exercise training
+#: (RET)", "postnatal day 1 (PD1)", "reactive oxygen species (ROS)".
+_DEFINITION = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9-]{1,9})\s*\)")
+#: Words that make a long form the name of a gene or protein ("human epidermal growth
+#: factor receptor 2 (HER2)", "anaplastic lymphoma kinase (ALK)"), or, after the short
+#: form, show it used as one ("(MET) amplification", "(RET) fusions").
+_GENE_NAME_WORDS = re.compile(
+    r"\b(?:receptors?|kinases?|factors?|proteins?|ligands?|antigens?|(?:proto-?)?oncogenes?"
+    r"|homologu?e?s?|genes?|domains?|subunits?|claudins?|cadherins?|nectins?|members?"
+    r"|glycoproteins?|molecules?|death|transfection|\w{3,}ases?|mutat\w*|amplif\w*|fusions?"
+    r"|rearrange\w*|express\w*|inhibit\w*|positive|negative|altered|alterations?)\b",
+    re.IGNORECASE,
+)
+
+
+def _long_form(short: str, before: str) -> str | None:
+    """The long form a short form abbreviates, read backwards through the words before
+    it (Schwartz and Hearst, PSB 2003): every letter and digit of the short form in order,
+    its first at the start of a word. None when the words before do not spell it."""
+    letters = [c.lower() for c in short if c.isalnum()]
+    words = before.split()
+    window = " ".join(words[-min(len(letters) + 5, 2 * len(letters)):])
+    text = window.lower()
+    at = len(text) - 1
+    for index in range(len(letters) - 1, -1, -1):
+        char = letters[index]
+        while at >= 0 and (text[at] != char or (
+                index == 0 and at > 0 and text[at - 1].isalnum())):
+            at -= 1
+        if at < 0:
+            return None
+        at -= 1
+    return window[text.rfind(" ", 0, at + 2) + 1:]
+
+
+def defined_abbreviations(text: str) -> dict[str, str]:
+    """Short forms a text defines as something other than a gene or protein, with their
+    long forms: {"RET": "resistance exercise training"}. A short form then means that
+    long form throughout the item, whatever gene it also spells."""
+    found: dict[str, str] = {}
+    for definition in _DEFINITION.finditer(text):
+        short = definition[1]
+        if short.islower() or short in found:
+            continue
+        long = _long_form(short, text[max(0, definition.start() - 150):definition.start()])
+        if long is None or _GENE_NAME_WORDS.search(long):
+            continue
+        after = text[definition.end():definition.end() + 40]
+        if _GENE_NAME_WORDS.match(after.strip(" -")):
+            continue
+        found[short] = long
+    return found
+
+
 # --- Negation ---------------------------------------------------------------------
 
 #: Cues that negate the few words after them (NegEx's pre-negation cues).

@@ -130,10 +130,22 @@ class Document:
             if values:
                 units.append(Unit(name, "; ".join(values)))
         units += _sentences("eligibility", language.inclusion_part(item.eligibility))
+        self._texts = (item.title, item.official_title, item.summary, item.eligibility)
         mesh = [v.strip() for v in item.mesh if v and v.strip()]
         if mesh:
             units.append(Unit("mesh", "; ".join(mesh), ordered=False))
         self.units = units
+
+
+    @cached_property
+    def abbreviations(self) -> dict[str, str]:
+        """Short forms the item defines as something other than a gene ("postnatal day
+        1 (PD1)"): a target gene spelled so is not the gene in this item."""
+        found: dict[str, str] = {}
+        for text in self._texts:
+            if text and "(" in text:
+                found.update(language.defined_abbreviations(text))
+        return found
 
 
 def _sentences(name: str, text: str) -> list[Unit]:
@@ -148,7 +160,8 @@ def _sentences(name: str, text: str) -> list[Unit]:
 class Mention:
     start: int
     end: int
-    #: "plain", "mutation" (a plain mutation word), "status", "class" or "other".
+    #: "plain", "mutation" (a plain mutation word), "status", "class", "marker" (a cell
+    #: population: "CD19+ B cells") or "other".
     role: str = "plain"
     #: For a status mention: the status word; for a mutation mention: the word.
     word: str = ""
@@ -187,6 +200,8 @@ class Reading:
     #: A variant term belongs to another gene somewhere in the item ("EGFR exon 20").
     others_own_variants: bool = False
     target_gene_named: bool = False
+    #: The target gene is named as a drug class ("EGFR inhibitors").
+    class_named: bool = False
 
 
 class Rule:
@@ -205,6 +220,8 @@ class Rule:
         self.gene_keys = tuple(lexicon.terms[i].key.lower() for i in self.gene_ids)
         self.variant_patterns = [_pattern(p) for p in definition.variant_patterns]
         self.status_terms = {canonical(t) for t in definition.status_terms}
+        #: The gene's own names, so that "(PD-1)" after "programmed death-1" stays the gene.
+        self.names = {canonical(g) for g in definition.genes}
         #: The exons the variant terms name, for lists such as "exon 19 or 20".
         self.exons = {
             int(m.group(1)) for t in definition.variant_terms
@@ -231,7 +248,7 @@ class Rule:
 
         reading = self.read(document)
         findings = reading.counting
-        if not findings and reading.orphans and reading.target_gene_named and not (
+        if not findings and reading.orphans and self._owns_orphans(reading) and not (
             reading.others_own_variants or reading.negated_variant
         ):
             findings = reading.orphans
@@ -252,6 +269,19 @@ class Rule:
             evidence=first.unit.text,
             field=first.unit.field,
             highlights=tuple(_merged(first.spans)),
+        )
+
+    @staticmethod
+    def _owns_orphans(reading: Reading) -> bool:
+        """Whether the item's gene owns the variant terms of sentences naming no gene: it
+        names the gene; or names it only as a drug class ("fourth-generation EGFR
+        inhibitors ... C797S") and a variant is a residue change, which belongs to one
+        gene, unlike an exon ("anti-HER2 therapy after exon 20 insertion")."""
+        if reading.target_gene_named:
+            return True
+        return reading.class_named and any(
+            language.PROTEIN_CHANGE.fullmatch(term)
+            for finding in reading.orphans for term in finding.terms
         )
 
     def _generic_in_context(self, generic: list[Finding], document: Document) -> list[Finding]:
@@ -277,16 +307,20 @@ class Rule:
             if any(h.term in self.own_ids for h in hits) or any(
                 p.search(unit.norm) for p in self.variant_patterns
             ):
-                self._read_unit(unit, hits, reading)
+                self._read_unit(unit, hits, reading, document)
                 if reading.counting:  # decided: the rest cannot undo it
                     break
         return reading
 
-    def _read_unit(self, unit: Unit, hits: list[Hit], reading: Reading) -> None:
+    def _read_unit(
+        self, unit: Unit, hits: list[Hit], reading: Reading, document: Document
+    ) -> None:
         counted: list[tuple[int, int]] = [(h.start, h.end) for h in hits if h.term in self.drug_ids]
-        genes = self._gene_mentions(unit, hits)
+        genes = self._gene_mentions(unit, hits, document.abbreviations)
         if any(g.role in ("plain", "mutation") and not g.negated for g in genes):
             reading.target_gene_named = True
+        if any(g.role == "class" and not g.negated for g in genes):
+            reading.class_named = True
         if not unit.ordered:
             if self.definition.gene_alone_counts:
                 counted += [(g.start, g.end) for g in genes if not g.negated]
@@ -295,7 +329,7 @@ class Rule:
             return
         protein = self.definition.protein_level
         for gene in genes:
-            if gene.negated or (gene.role == "class" and not protein):
+            if gene.negated or gene.role == "marker" or (gene.role == "class" and not protein):
                 continue
             if self.definition.gene_alone_counts or (
                 gene.role == "status" and self._names_target(gene.word)
@@ -315,8 +349,7 @@ class Rule:
         orphans: list[tuple[int, int]] = []
         for start, end in variants:
             negated = unit.is_negated(start, end)
-            written = unit.text[start:end]
-            if written.isalnum() and any(key in written.lower() for key in self.gene_keys):
+            if self._spells_gene(unit.text[start:end]):
                 if not negated:
                     counted.append((start, end))
                 continue
@@ -344,6 +377,10 @@ class Rule:
         if genes:
             reading.gene_units.append((unit, genes, variants, owners))
 
+    def _spells_gene(self, written: str) -> bool:
+        """A term written in one word with the gene: "HER2ex20ins", "BRAFV600E"."""
+        return written.isalnum() and any(key in written.lower() for key in self.gene_keys)
+
     def _lists_as_variant(self, word: str) -> bool:
         """A definition that lists a plain mutation word ("mutation", as the older shape
         does) as a variant term asks for any mutation of the gene."""
@@ -353,12 +390,17 @@ class Rule:
             for term in (self.lexicon.terms[i] for i in self.variant_ids)
         )
 
-    def _gene_mentions(self, unit: Unit, hits: list[Hit]) -> list[Mention]:
+    def _gene_mentions(
+        self, unit: Unit, hits: list[Hit], abbreviations: dict[str, str]
+    ) -> list[Mention]:
         text = unit.norm
         mentions: list[Mention] = []
         for hit in hits:
             if hit.term not in self.gene_ids or (mentions and hit.start < mentions[-1].end):
                 continue
+            written = unit.text[hit.start:hit.end]
+            if written in abbreviations and canonical(abbreviations[written]) not in self.names:
+                continue  # "resistance exercise training (RET)": not the gene here
             start, end = hit.start, hit.end
             mention = Mention(start, end)
             before = text[max(0, start - 40) : start]
@@ -371,6 +413,9 @@ class Rule:
             elif status or (prior_status := language.STATUS_BEFORE.search(before)):
                 mention.role = "status"
                 mention.word = language.status_word(status) if status else prior_status["word"]
+                if status and mention.word.lower().startswith("positiv") and (
+                        language.CELL_POPULATION_AFTER.match(text, status.end())):
+                    mention.role = "marker"  # "CD19+ B cells": a cell population
             else:
                 after = language.MUTATION_AFTER.match(text, end)
                 prior = language.MUTATION_BEFORE.search(before)
@@ -415,13 +460,14 @@ class Rule:
                 if self.exons & {int(n) for n in re.findall(r"\d+", m["numbers"])}
             ]
         # A term that spells a gene name in itself is that gene's variant when written in
-        # one word ("HER2ex20ins") or when it names a partner before the gene ("EML4-ALK");
-        # spelled apart ("ERBB2 ex20ins", "KMT2A-rearranged"), the gene and the variant are
-        # read as two words.
+        # one word ("HER2ex20ins"), when it names a partner before the gene ("EML4-ALK"),
+        # or when it holds the gene's drug-class or status word ("menin inhibitor");
+        # spelled apart from a plain mention ("ERBB2 ex20ins"), the gene and the variant
+        # are read as two words.
         spans = [
             (s, e) for s, e in spans
             if unit.text[s:e].isalnum()
-            or not any(g.start == s for g in genes)
+            or not any(g.start == s and (g.role == "plain" or e <= g.end) for g in genes)
         ]
         # Overlapping spans: keep the longest; words of a gene mention are not variants
         # ("HER2-mutant" is the gene's mutation word, not a variant term).
@@ -434,7 +480,8 @@ class Rule:
             kept.append((start, end))
         return [
             (s, e) for s, e in kept
-            if not any(g.start <= s and e <= g.end and g.role != "plain" for g in genes)
+            if (self._spells_gene(unit.text[s:e])
+                or not any(g.start <= s and e <= g.end and g.role != "plain" for g in genes))
             and not _another_change(text, s, e)
         ]
 

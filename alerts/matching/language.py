@@ -274,6 +274,12 @@ _GENE_LIKE = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]*[A-Z][A-Za-z]*\d[A-Za-z0-9
                         r"|[A-Z][A-Z0-9]*[A-Z][A-Z0-9]*)(?![a-z])")
 
 
+#: A verb that makes a list member a clause of its own.
+_CLAUSE_VERB = re.compile(
+    r"\b(?:is|are|was|were|be|been|has|have|had|did|does|do|showed|shows|found|received"
+    r"|achieved|occurred|remained|responded|developed|harbou?red)\b", re.IGNORECASE)
+
+
 def _masked(text: str) -> str:
     """The text with inner parentheses blanked out, one character for one."""
     return _INNER_PARENTHESIS.sub(lambda m: " " * len(m.group()), text)
@@ -287,9 +293,11 @@ def _negated_list(text: str, masked: str, start: int, end: int, reach: int) -> i
     first conjunction only ("with no prior therapy and HER2 exon 20 insertions")."""
     cuts = [(m.start(), m.end()) for m in _CONJUNCTION.finditer(masked, start, end)]
     members = []
+    joined_by_comma = []
     begin = start
     for cut_start, cut_end in cuts:
         members.append((begin, cut_start))
+        joined_by_comma.append(text[cut_start:cut_end].strip() == ",")
         begin = cut_end
     members.append((begin, end))
     first_end = members[0][1]
@@ -299,14 +307,24 @@ def _negated_list(text: str, masked: str, start: int, end: int, reach: int) -> i
     if not _GENE_LIKE.search(text, start, first_end):
         return first_end
     last = first_end
-    for member_start, member_end in members[1:]:
+    for (member_start, member_end), comma in zip(members[1:], joined_by_comma, strict=True):
         if not _GENE_LIKE.search(text, member_start, member_end):
+            break
+        verb = _CLAUSE_VERB.search(text, member_start, member_end)
+        if verb and comma:
+            break  # a new clause: "..., HER2 exon 20 insertions were found"
+        if verb:  # the list's last member, then the sentence's own verb
+            last = verb.start()
             break
         last = member_end
     words = list(WORD.finditer(text, start, last))
     if len(words) > _SETTING_ASIDE_WORDS:
         last = words[_SETTING_ASIDE_WORDS - 1].end()
     return last
+
+
+#: A name joined to "-free" says it is absent: "chemotherapy-free", "niraparib-free".
+ABSENT_AFTER = re.compile(r"-free\b", re.IGNORECASE)
 
 
 def negated_spans(text: str) -> list[tuple[int, int]]:

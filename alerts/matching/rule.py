@@ -315,7 +315,10 @@ class Rule:
     def _read_unit(
         self, unit: Unit, hits: list[Hit], reading: Reading, document: Document
     ) -> None:
-        counted: list[tuple[int, int]] = [(h.start, h.end) for h in hits if h.term in self.drug_ids]
+        counted: list[tuple[int, int]] = [
+            (h.start, h.end) for h in hits
+            if h.term in self.drug_ids and not language.ABSENT_AFTER.match(unit.norm, h.end)
+        ]
         genes = self._gene_mentions(unit, hits, document.abbreviations)
         if any(g.role in ("plain", "mutation") and not g.negated for g in genes):
             reading.target_gene_named = True

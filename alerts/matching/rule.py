@@ -166,6 +166,8 @@ class Mention:
     #: For a status mention: the status word; for a mutation mention: the word.
     word: str = ""
     negated: bool = False
+    #: The gene name as found, without case and separators ("cldn18.2").
+    name: str = ""
 
     @property
     def is_target(self) -> bool:
@@ -214,6 +216,7 @@ class Rule:
         self.gene_ids = {lexicon.add(GENE, g) for g in definition.genes}
         self.drug_ids = {lexicon.add(DRUG, n) for d in definition.drugs for n in d.spellings}
         self.variant_ids = {lexicon.add(VARIANT, t) for t in definition.variant_terms}
+        self.variant_keys = {lexicon.terms[i].key for i in self.variant_ids}
         self.context_ids = {lexicon.add(CONTEXT, c) for c in definition.mutation_contexts}
         self.own_ids = self.gene_ids | self.drug_ids | self.variant_ids
         #: A variant term written as one word with the gene ("HER2ex20ins") needs no other.
@@ -336,7 +339,9 @@ class Rule:
                 continue
             if self.definition.gene_alone_counts or (
                 gene.role == "status" and self._names_target(gene.word)
-            ) or (gene.role == "mutation" and self._lists_as_variant(gene.word)):
+            ) or (gene.role == "mutation" and self._lists_as_variant(gene.word)) or (
+                protein and gene.name in self.variant_keys
+            ):  # a gene form that carries the variant itself: "CLDN18.2", "FGFR2b"
                 counted.append((gene.start, gene.end))
         variants = self._variant_mentions(unit, hits, genes)
         others = [
@@ -405,7 +410,7 @@ class Rule:
             if written in abbreviations and canonical(abbreviations[written]) not in self.names:
                 continue  # "resistance exercise training (RET)": not the gene here
             start, end = hit.start, hit.end
-            mention = Mention(start, end)
+            mention = Mention(start, end, name=canonical(written))
             before = text[max(0, start - 40) : start]
             status = language.STATUS_AFTER.match(text, end)
             own = self._own_status(text, end)

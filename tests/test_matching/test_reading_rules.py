@@ -135,3 +135,11 @@ def test_a_negated_list_ends_where_a_new_clause_begins() -> None:
                                   "ERBB2 exon 20 insertions")
     assert not matched(HER2_EX20, "Patients negative for EGFR, ALK and HER2 exon 20 "
                                   "insertions received durvalumab")
+
+
+def test_a_gene_form_that_carries_the_variant_counts_with_any_status() -> None:
+    isoform = {"kind": "protein", "genes": ["FGFR2", "FGFR2b"],
+               "variant_terms": ["FGFR2b", "overexpression"]}
+    assert matched(isoform, "FGFR2b-positive gastric cancer")
+    assert matched(isoform, "FGFR2 overexpression in gastric cancer")
+    assert not matched(isoform, "FGFR2-amplified gastric cancer")

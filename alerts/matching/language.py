@@ -12,7 +12,14 @@ by all targets, so that a target's definition holds only its own names:
   *some* variant of the gene, not which one;
 - negation cues ("without", "excluding", "other than", "were not detected") take the
   words that follow (or, for trailing cues, precede) them out of the sentence's claims,
-  up to a clause boundary;
+  up to a clause boundary; a cue heading a list of gene names negates the whole list,
+  an inner parenthesis included ("negative for EGFR, ALK and ERBB2 (including exon 20
+  insertions)"), while a cue heading another noun stops at the first "and" ("with no
+  prior therapy and HER2 exon 20 insertions");
+- a status sign is a status ("HER2-" is HER2-negative); a marker with a cell type names
+  a cell population ("CD19+ B cells"), not the protein as a target;
+- an abbreviation the text defines with a long form that names no gene ("resistance
+  exercise training (RET)", "postnatal day 1 (PD1)") is not the gene it also spells;
 - other genes' names decide whose variant a variant term is ("EGFR exon 20").
 """
 

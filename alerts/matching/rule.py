@@ -13,15 +13,19 @@ reading rules):
    coordinated with it ("EGFR and HER2 exon 20") counts as well, or the nearest one
    anywhere in a sentence that names no other gene; the gene mention must not be a
    status word, a drug class or negated, and the variant must not be negated;
-3. for a fusion target, a gene name with one of its `status_terms` ("ALK-positive");
-4. for a protein or pathway target, a gene name that is not negated;
+3. for a fusion target, a gene name with one of its status words ("ALK-positive"), or
+   a term naming the partner with it ("EML4-ALK");
+4. for a protein or pathway target, a gene name that is not negated (nor a marker of a
+   cell population); one with variant terms needs one of them with the gene, the gene's
+   status and drug-class words owning them ("MET amplification", "menin inhibitors");
 5. otherwise a plain mutation mention of the gene ("HER2-mutant NSCLC") counts only where
    the target says the disease makes it this target (`mutation_contexts`), and only when
    the item names no other variant of the gene and does not set the target's variants
    aside ("HER2 mutations other than exon 20 insertions");
 6. a variant term in a sentence that names no gene at all belongs to the item's gene
-   when the item speaks of the target's gene and of no other gene's variants; one
-   written in one word with the gene ("HER2ex20ins") needs no other gene name.
+   when the item speaks of the target's gene and of no other gene's variants (as a drug
+   class only for a residue change: "EGFR inhibitors ... C797S"); one written in one
+   word with the gene ("HER2ex20ins") needs no other gene name.
 
 The first unit that decides (in field order: title, official title, summary, keywords,
 conditions, interventions, inclusion criteria, MeSH) is the evidence; the terms and
@@ -418,12 +422,13 @@ class Rule:
                 mention.role, mention.word, mention.end = "status", text[own[0]:own[1]], own[1]
             elif language.DRUG_CLASS_AFTER.match(text, end):
                 mention.role = "class"
-            elif status or (prior_status := language.STATUS_BEFORE.search(before)):
-                mention.role = "status"
-                mention.word = language.status_word(status) if status else prior_status["word"]
-                if status and mention.word.lower().startswith("positiv") and (
+            elif status:
+                mention.role, mention.word = "status", language.status_word(status)
+                if mention.word.lower().startswith("positiv") and (
                         language.CELL_POPULATION_AFTER.match(text, status.end())):
                     mention.role = "marker"  # "CD19+ B cells": a cell population
+            elif prior_status := language.STATUS_BEFORE.search(before):
+                mention.role, mention.word = "status", prior_status["word"]
             else:
                 after = language.MUTATION_AFTER.match(text, end)
                 prior = language.MUTATION_BEFORE.search(before)

@@ -26,9 +26,13 @@ rule reads, others such as slug, name, queries and sources are ignored here):
                             # matches lists ("exon 19 or 20")
     variant_patterns = ['...']   # Python regexes, case-insensitive (HGVS notation)
     related_drugs = ["poziotinib"]   # drugs also used elsewhere: never count alone
-    status_terms = ["positive", "rearranged"]   # fusion targets: status words that
-                            # name the target ("ALK-positive"); default none, so
-                            # "HER2-positive" is a receptor status, not the target
+    positive_status_counts = true   # "<GENE>-positive" and its kin name the target:
+                            # for a fusion "ALK-positive", "ROS1-rearranged", "ALK+";
+                            # for a protein "c-Met-positive", "MET amplification";
+                            # default false, so "HER2-positive" is a receptor status,
+                            # not HER2 exon 20. "HER2-negative", "HER2-", "HER2-zero"
+                            # always negate the gene.
+    status_terms = ["positive", "rearranged"]   # or the status words themselves
     mutation_contexts = ["NSCLC"]   # diseases where a plain "GENE-mutant" of the
                             # item's subject is the target; default none
     [[targets.drugs]]       # target-specific drugs: each counts alone
@@ -37,10 +41,16 @@ rule reads, others such as slug, name, queries and sources are ignored here):
     brands = ["Hernexeos"]
     shared_with = []        # other targets listing the drug (for the catalogue review)
 
-What counts: a target drug alone; a variant term or pattern together with a target gene
-mention that it belongs to in the same sentence (see `rule`); for fusion targets a gene
-with one of its status terms; for protein and pathway targets a gene mention that is not
-negated. In the older shape, `mutations` are variant terms (a listed "mutation" then
+What counts: a target drug alone (not "<drug>-free"); a variant term or pattern together
+with a target gene mention that it belongs to in the same sentence (see `rule`), or a
+term naming a partner with the gene ("EML4-ALK"); for fusion targets a gene with one of
+its status terms; for protein and pathway targets without variant terms a gene mention
+that is not negated (its status, "anti-HER2", and drug-class words, "BCMA CAR-T",
+included; a cell-population marker, "CD19+ B cells", not); protein and pathway targets
+with variant terms ("CLDN18" needs "18.2", "MET" needs "amplification", "menin" needs
+"inhibitor" or a leukaemia word) need one of them with the gene. A short form the item
+defines as something else ("resistance exercise training (RET)") is not the gene there.
+In the older shape, `mutations` are variant terms (a listed "mutation" then
 makes any "HER2 mutation" count, as that shape meant) and `drugs` are names.
 """
 

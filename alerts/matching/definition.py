@@ -4,7 +4,8 @@ Two shapes are accepted, so stored targets keep working:
 
 - a catalogue entry (alerts/targets/catalogue.toml; the format is described in the
   package docstring): `kind`, `genes`, `variant_terms`, `variant_patterns`, `drugs` as
-  tables with `name`, `codes`, `brands`, `related_drugs`, `status_terms`,
+  tables with `name`, `codes`, `brands`, `related_drugs`, `status_terms` (or
+  `positive_status_counts = true`, which gives the status words of the target's kind),
   `mutation_contexts`;
 - the older `{"genes", "mutations", "drugs"}`: mutations are variant terms, drugs are
   plain names that count alone.
@@ -20,6 +21,19 @@ from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("variant", "fusion", "protein", "pathway")
+#: What "<GENE>-positive" and its kin name when a catalogue entry says
+#: `positive_status_counts = true`: for a fusion target the rearranged gene ("ALK-positive",
+#: "ROS1-rearranged", "ALK+"); for a protein target the expressed protein ("c-Met-positive",
+#: "MET amplification", "FGFR2b overexpression", "HER2+").
+STATUS_WORDS = {
+    "fusion": ("positive", "rearranged", "rearrangement", "rearrangements", "fusion", "fusions",
+               "fused", "translocated", "translocation"),
+    "protein": ("positive", "high", "amplified", "amplification", "overexpression",
+                "overexpressed", "overexpressing", "expression", "expressing", "expressed",
+                "enriched", "directed", "targeted", "targeting", "low", "ihc",
+                "immunohistochemistry", "immunohistochemical", "staining", "score", "scores",
+                "status", "protein"),
+}
 
 
 class DefinitionError(ValueError):
@@ -54,9 +68,17 @@ class Definition:
     mutation_contexts: tuple[str, ...] = ()
 
     @property
-    def gene_alone_counts(self) -> bool:
-        """Protein- and pathway-level targets are about the gene product itself."""
+    def protein_level(self) -> bool:
+        """Protein- and pathway-level targets are about the gene product itself: its
+        expression, the drugs aimed at it ("BCMA CAR-T", "anti-PD-1") are the target."""
         return self.kind in ("protein", "pathway")
+
+    @property
+    def gene_alone_counts(self) -> bool:
+        """A protein or pathway target without variant terms is named by its gene alone;
+        one with variant terms ("CLDN18" needs "18.2", "MET" needs "amplification",
+        "menin" needs its leukaemia words) needs one of them with the gene."""
+        return self.protein_level and not (self.variant_terms or self.variant_patterns)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -88,9 +110,18 @@ def read_definition(raw: Mapping[str, Any]) -> Definition:
         variant_patterns=patterns,
         drugs=drugs,
         related_drugs=_strings(raw, "related_drugs"),
-        status_terms=_strings(raw, "status_terms"),
+        status_terms=_strings(raw, "status_terms") or _status_words(raw, kind),
         mutation_contexts=_strings(raw, "mutation_contexts"),
     )
+
+
+def _status_words(raw: Mapping[str, Any], kind: str) -> tuple[str, ...]:
+    counts = raw.get("positive_status_counts", False)
+    if not isinstance(counts, bool):
+        raise DefinitionError("positive_status_counts: expected true or false")
+    if not counts:
+        return ()
+    return STATUS_WORDS["fusion" if kind == "fusion" else "protein"]
 
 
 def _list(raw: Mapping[str, Any], key: str) -> list[Any]:

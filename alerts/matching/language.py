@@ -12,7 +12,14 @@ by all targets, so that a target's definition holds only its own names:
   *some* variant of the gene, not which one;
 - negation cues ("without", "excluding", "other than", "were not detected") take the
   words that follow (or, for trailing cues, precede) them out of the sentence's claims,
-  up to a clause boundary;
+  up to a clause boundary; a cue heading a list of gene names negates the whole list,
+  an inner parenthesis included ("negative for EGFR, ALK and ERBB2 (including exon 20
+  insertions)"), while a cue heading another noun stops at the first "and" ("with no
+  prior therapy and HER2 exon 20 insertions");
+- a status sign is a status ("HER2-" is HER2-negative); a marker with a cell type names
+  a cell population ("CD19+ B cells"), not the protein as a target;
+- an abbreviation the text defines with a long form that names no gene ("resistance
+  exercise training (RET)", "postnatal day 1 (PD1)") is not the gene it also spells;
 - other genes' names decide whose variant a variant term is ("EGFR exon 20").
 """
 
@@ -77,11 +84,26 @@ STATUS_AFTER = re.compile(
 #: A status word written before the gene: "anti-HER2", "amplification of HER2",
 #: "HER2 overexpression" is caught by STATUS_AFTER, "overexpressed HER2" here.
 STATUS_BEFORE = re.compile(
-    r"(?:\banti|\bnon|\b(?:over-?)?expression\s+of|\bamplification\s+of|\bamplified"
-    r"|\bover-?expressed|\bover-?expressing|\bpositive\s+for|\bnegative\s+for"
-    r"|\bcopy\s+number\s+of|\blow)(?:\s*[-\u2010]\s*|\s+)(?:the\s+)?$",
+    r"(?P<word>\banti|\bnon|\b(?:over-?)?expression(?=\s+of)|\bamplification(?=\s+of)"
+    r"|\bamplified|\bover-?expressed|\bover-?expressing|\bpositive(?=\s+for)"
+    r"|\bnegative(?=\s+for)|\bcopy\s+number(?=\s+of)|\blow)(?:\s+(?:of|for))?"
+    r"(?:\s*[-\u2010]\s*|\s+)(?:the\s+)?$",
     re.IGNORECASE,
 )
+#: Status words that say the protein is not there: "HER2-negative", "HER2-", "HER2-zero".
+NEGATIVE_STATUS = re.compile(r"negativ\w*|zero|null|-|\u2212|\u2013|non", re.IGNORECASE)
+
+
+def status_word(found: re.Match[str]) -> str:
+    """The status a STATUS_AFTER match states, a sign read as its word ("HER2+" is
+    "positive", "HER2-" "negative")."""
+    if found["word"]:
+        return found["word"]
+    sign = found["sign"]
+    if sign:
+        return "positive" if sign == "+" else "negative"
+    return "positive" if found["score"] and found["score"][0] in "123" else ""
+
 #: The gene as a drug class: "EGFR/HER2 inhibitor", "HER2-selective TKI", "HER2 ADC".
 DRUG_CLASS_AFTER = re.compile(
     rf"{APPOSITION}(?:\s*/\s*[A-Za-z0-9-]{{2,10}})*"
@@ -104,6 +126,70 @@ MUTATION_BEFORE = re.compile(
     r"|variants?\s+(?:in|of)(?:\s+the)?)\s+$",
     re.IGNORECASE,
 )
+
+#: A cell population named by its markers: "CD19+ B cells", "CD3+ T cells", "CD19-positive
+#: lymphocytes". The marker then sorts cells; it is not the protein as a drug target.
+CELL_POPULATION_AFTER = re.compile(
+    r"[\s,-]*(?:(?:B|T|NK|NKT|dendritic|memory|naive|regulatory|helper|cytotoxic|myeloid"
+    r"|immune|mononuclear)[\s-]+)?(?:cells?|lymphocytes?|monocytes?|subsets?|populations?)\b",
+    re.IGNORECASE,
+)
+
+# --- Abbreviations ----------------------------------------------------------------
+
+#: A short form defined in parentheses after its long form: "resistance exercise training
+#: (RET)", "postnatal day 1 (PD1)", "reactive oxygen species (ROS)".
+_DEFINITION = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9-]{1,9})\s*\)")
+#: Words that make a long form the name of a gene or protein ("human epidermal growth
+#: factor receptor 2 (HER2)", "anaplastic lymphoma kinase (ALK)"), or, after the short
+#: form, show it used as one ("(MET) amplification", "(RET) fusions").
+_GENE_NAME_WORDS = re.compile(
+    r"\b(?:receptors?|kinases?|factors?|proteins?|ligands?|antigens?|(?:proto-?)?oncogenes?"
+    r"|homologu?e?s?|genes?|domains?|subunits?|claudins?|cadherins?|nectins?|members?"
+    r"|glycoproteins?|molecules?|death|transfection|\w{3,}ases?|mutat\w*|amplif\w*|fusions?"
+    r"|rearrange\w*|express\w*|inhibit\w*|positive|negative|altered|alterations?)\b",
+    re.IGNORECASE,
+)
+
+
+def _long_form(short: str, before: str) -> str | None:
+    """The long form a short form abbreviates, read backwards through the words before
+    it (Schwartz and Hearst, PSB 2003): every letter and digit of the short form in order,
+    its first at the start of a word. None when the words before do not spell it."""
+    letters = [c.lower() for c in short if c.isalnum()]
+    words = before.split()
+    window = " ".join(words[-min(len(letters) + 5, 2 * len(letters)):])
+    text = window.lower()
+    at = len(text) - 1
+    for index in range(len(letters) - 1, -1, -1):
+        char = letters[index]
+        while at >= 0 and (text[at] != char or (
+                index == 0 and at > 0 and text[at - 1].isalnum())):
+            at -= 1
+        if at < 0:
+            return None
+        at -= 1
+    return window[text.rfind(" ", 0, at + 2) + 1:]
+
+
+def defined_abbreviations(text: str) -> dict[str, str]:
+    """Short forms a text defines as something other than a gene or protein, with their
+    long forms: {"RET": "resistance exercise training"}. A short form then means that
+    long form throughout the item, whatever gene it also spells."""
+    found: dict[str, str] = {}
+    for definition in _DEFINITION.finditer(text):
+        short = definition[1]
+        if short.islower() or short in found:
+            continue
+        long = _long_form(short, text[max(0, definition.start() - 150):definition.start()])
+        if long is None or _GENE_NAME_WORDS.search(long):
+            continue
+        after = text[definition.end():definition.end() + 40]
+        if _GENE_NAME_WORDS.match(after.strip(" -")):
+            continue
+        found[short] = long
+    return found
+
 
 # --- Negation ---------------------------------------------------------------------
 
@@ -180,9 +266,78 @@ NEGATION_AFTER = re.compile(
 )
 
 
+#: A parenthesis inside a noun phrase, that a negation reaches into: "ERBB2 (including exon
+#: 20 insertions)", "HER2 (ERBB2)". Other parentheses end a negation's reach.
+_INNER_PARENTHESIS = re.compile(
+    r"\(\s*(?:(?:including|incl|e\.g|i\.e|such\s+as|especially|notably|particularly"
+    r"|namely|for\s+example)\b[^()]*|(?:[^()\s]+\s*){1,3})\)",
+    re.IGNORECASE,
+)
+#: What joins the members of a list: "EGFR, ALK, ROS1, and/or HER2".
+_CONJUNCTION = re.compile(r",\s*(?:and/or|and|or|nor)?\b|\b(?:and/or|and|or|nor)\b",
+                          re.IGNORECASE)
+#: A word that names a gene or a variant ("EGFR", "HER2", "ROS1", "V600E", "c-MET").
+_GENE_LIKE = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]*[A-Z][A-Za-z]*\d[A-Za-z0-9]*"
+                        r"|[A-Z][A-Z0-9]*[A-Z][A-Z0-9]*)(?![a-z])")
+
+
+#: A verb that makes a list member a clause of its own.
+_CLAUSE_VERB = re.compile(
+    r"\b(?:is|are|was|were|be|been|has|have|had|did|does|do|showed|shows|found|received"
+    r"|achieved|occurred|remained|responded|developed|harbou?red)\b", re.IGNORECASE)
+
+
+def _masked(text: str) -> str:
+    """The text with inner parentheses blanked out, one character for one."""
+    return _INNER_PARENTHESIS.sub(lambda m: " " * len(m.group()), text)
+
+
+def _negated_list(text: str, masked: str, start: int, end: int, reach: int) -> int:
+    """Where a negation cue's reach ends: the noun phrase it heads. A list of gene and
+    variant names is negated as a whole ("no EGFR, ALK or HER2 mutations", "negative for
+    EGFR and ERBB2 (including exon 20 insertions)"); a list whose first member names no
+    gene is a list of the clause, not of the negated phrase, so the cue reaches to the
+    first conjunction only ("with no prior therapy and HER2 exon 20 insertions")."""
+    cuts = [(m.start(), m.end()) for m in _CONJUNCTION.finditer(masked, start, end)]
+    members = []
+    joined_by_comma = []
+    begin = start
+    for cut_start, cut_end in cuts:
+        members.append((begin, cut_start))
+        joined_by_comma.append(text[cut_start:cut_end].strip() == ",")
+        begin = cut_end
+    members.append((begin, end))
+    first_end = members[0][1]
+    words = list(WORD.finditer(text, start, first_end))
+    if len(words) > reach:
+        return words[reach - 1].end()
+    if not _GENE_LIKE.search(text, start, first_end):
+        return first_end
+    last = first_end
+    for (member_start, member_end), comma in zip(members[1:], joined_by_comma, strict=True):
+        if not _GENE_LIKE.search(text, member_start, member_end):
+            break
+        verb = _CLAUSE_VERB.search(text, member_start, member_end)
+        if verb and comma:
+            break  # a new clause: "..., HER2 exon 20 insertions were found"
+        if verb:  # the list's last member, then the sentence's own verb
+            last = verb.start()
+            break
+        last = member_end
+    words = list(WORD.finditer(text, start, last))
+    if len(words) > _SETTING_ASIDE_WORDS:
+        last = words[_SETTING_ASIDE_WORDS - 1].end()
+    return last
+
+
+#: A name joined to "-free" says it is absent: "chemotherapy-free", "niraparib-free".
+ABSENT_AFTER = re.compile(r"-free\b", re.IGNORECASE)
+
+
 def negated_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of a sentence that a preceding negation cue takes back."""
     spans = []
+    masked = _masked(text)
     for cue in _NON.finditer(text):
         word = WORD.match(text, cue.end())
         if word:
@@ -195,15 +350,18 @@ def negated_spans(text: str) -> list[tuple[int, int]]:
                 continue
             start = end = cue.end()
             comma = text.find(",", start) if pattern is _CONTRAST else -1
-            for stop in _SCOPE_END.finditer(text, start, comma if comma >= 0 else len(text)):
+            for stop in _SCOPE_END.finditer(masked, start, comma if comma >= 0 else len(text)):
                 end = stop.start()
                 if stop.group().lower() != "with" or not _HOLDER.search(text, start, end):
                     break
             else:
                 end = comma if comma >= 0 else len(text)
-            words = list(WORD.finditer(text, start, end))
-            if len(words) > reach:
-                end = words[reach - 1].end()
+            if pattern is _NEGATION_BEFORE:
+                end = _negated_list(text, masked, start, end, reach)
+            else:
+                words = list(WORD.finditer(text, start, end))
+                if len(words) > reach:
+                    end = words[reach - 1].end()
             if end > start:
                 spans.append((start, end))
     for predicate in _TAKEN_BACK.finditer(text):

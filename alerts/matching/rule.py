@@ -13,15 +13,19 @@ reading rules):
    coordinated with it ("EGFR and HER2 exon 20") counts as well, or the nearest one
    anywhere in a sentence that names no other gene; the gene mention must not be a
    status word, a drug class or negated, and the variant must not be negated;
-3. for a fusion target, a gene name with one of its `status_terms` ("ALK-positive");
-4. for a protein or pathway target, a gene name that is not negated;
+3. for a fusion target, a gene name with one of its status words ("ALK-positive"), or
+   a term naming the partner with it ("EML4-ALK");
+4. for a protein or pathway target, a gene name that is not negated (nor a marker of a
+   cell population); one with variant terms needs one of them with the gene, the gene's
+   status and drug-class words owning them ("MET amplification", "menin inhibitors");
 5. otherwise a plain mutation mention of the gene ("HER2-mutant NSCLC") counts only where
    the target says the disease makes it this target (`mutation_contexts`), and only when
    the item names no other variant of the gene and does not set the target's variants
    aside ("HER2 mutations other than exon 20 insertions");
 6. a variant term in a sentence that names no gene at all belongs to the item's gene
-   when the item speaks of the target's gene and of no other gene's variants; one
-   written in one word with the gene ("HER2ex20ins") needs no other gene name.
+   when the item speaks of the target's gene and of no other gene's variants (as a drug
+   class only for a residue change: "EGFR inhibitors ... C797S"); one written in one
+   word with the gene ("HER2ex20ins") needs no other gene name.
 
 The first unit that decides (in field order: title, official title, summary, keywords,
 conditions, interventions, inclusion criteria, MeSH) is the evidence; the terms and
@@ -130,10 +134,22 @@ class Document:
             if values:
                 units.append(Unit(name, "; ".join(values)))
         units += _sentences("eligibility", language.inclusion_part(item.eligibility))
+        self._texts = (item.title, item.official_title, item.summary, item.eligibility)
         mesh = [v.strip() for v in item.mesh if v and v.strip()]
         if mesh:
             units.append(Unit("mesh", "; ".join(mesh), ordered=False))
         self.units = units
+
+
+    @cached_property
+    def abbreviations(self) -> dict[str, str]:
+        """Short forms the item defines as something other than a gene ("postnatal day
+        1 (PD1)"): a target gene spelled so is not the gene in this item."""
+        found: dict[str, str] = {}
+        for text in self._texts:
+            if text and "(" in text:
+                found.update(language.defined_abbreviations(text))
+        return found
 
 
 def _sentences(name: str, text: str) -> list[Unit]:
@@ -148,11 +164,14 @@ def _sentences(name: str, text: str) -> list[Unit]:
 class Mention:
     start: int
     end: int
-    #: "plain", "mutation" (a plain mutation word), "status", "class" or "other".
+    #: "plain", "mutation" (a plain mutation word), "status", "class", "marker" (a cell
+    #: population: "CD19+ B cells") or "other".
     role: str = "plain"
     #: For a status mention: the status word; for a mutation mention: the word.
     word: str = ""
     negated: bool = False
+    #: The gene name as found, without case and separators ("cldn18.2").
+    name: str = ""
 
     @property
     def is_target(self) -> bool:
@@ -187,6 +206,8 @@ class Reading:
     #: A variant term belongs to another gene somewhere in the item ("EGFR exon 20").
     others_own_variants: bool = False
     target_gene_named: bool = False
+    #: The target gene is named as a drug class ("EGFR inhibitors").
+    class_named: bool = False
 
 
 class Rule:
@@ -199,12 +220,15 @@ class Rule:
         self.gene_ids = {lexicon.add(GENE, g) for g in definition.genes}
         self.drug_ids = {lexicon.add(DRUG, n) for d in definition.drugs for n in d.spellings}
         self.variant_ids = {lexicon.add(VARIANT, t) for t in definition.variant_terms}
+        self.variant_keys = {lexicon.terms[i].key for i in self.variant_ids}
         self.context_ids = {lexicon.add(CONTEXT, c) for c in definition.mutation_contexts}
         self.own_ids = self.gene_ids | self.drug_ids | self.variant_ids
         #: A variant term written as one word with the gene ("HER2ex20ins") needs no other.
         self.gene_keys = tuple(lexicon.terms[i].key.lower() for i in self.gene_ids)
         self.variant_patterns = [_pattern(p) for p in definition.variant_patterns]
         self.status_terms = {canonical(t) for t in definition.status_terms}
+        #: The gene's own names, so that "(PD-1)" after "programmed death-1" stays the gene.
+        self.names = {canonical(g) for g in definition.genes}
         #: The exons the variant terms name, for lists such as "exon 19 or 20".
         self.exons = {
             int(m.group(1)) for t in definition.variant_terms
@@ -231,7 +255,7 @@ class Rule:
 
         reading = self.read(document)
         findings = reading.counting
-        if not findings and reading.orphans and reading.target_gene_named and not (
+        if not findings and reading.orphans and self._owns_orphans(reading) and not (
             reading.others_own_variants or reading.negated_variant
         ):
             findings = reading.orphans
@@ -252,6 +276,19 @@ class Rule:
             evidence=first.unit.text,
             field=first.unit.field,
             highlights=tuple(_merged(first.spans)),
+        )
+
+    @staticmethod
+    def _owns_orphans(reading: Reading) -> bool:
+        """Whether the item's gene owns the variant terms of sentences naming no gene: it
+        names the gene; or names it only as a drug class ("fourth-generation EGFR
+        inhibitors ... C797S") and a variant is a residue change, which belongs to one
+        gene, unlike an exon ("anti-HER2 therapy after exon 20 insertion")."""
+        if reading.target_gene_named:
+            return True
+        return reading.class_named and any(
+            language.PROTEIN_CHANGE.fullmatch(term)
+            for finding in reading.orphans for term in finding.terms
         )
 
     def _generic_in_context(self, generic: list[Finding], document: Document) -> list[Finding]:
@@ -277,28 +314,38 @@ class Rule:
             if any(h.term in self.own_ids for h in hits) or any(
                 p.search(unit.norm) for p in self.variant_patterns
             ):
-                self._read_unit(unit, hits, reading)
+                self._read_unit(unit, hits, reading, document)
                 if reading.counting:  # decided: the rest cannot undo it
                     break
         return reading
 
-    def _read_unit(self, unit: Unit, hits: list[Hit], reading: Reading) -> None:
-        counted: list[tuple[int, int]] = [(h.start, h.end) for h in hits if h.term in self.drug_ids]
-        genes = self._gene_mentions(unit, hits)
+    def _read_unit(
+        self, unit: Unit, hits: list[Hit], reading: Reading, document: Document
+    ) -> None:
+        counted: list[tuple[int, int]] = [
+            (h.start, h.end) for h in hits
+            if h.term in self.drug_ids and not language.ABSENT_AFTER.match(unit.norm, h.end)
+        ]
+        genes = self._gene_mentions(unit, hits, document.abbreviations)
         if any(g.role in ("plain", "mutation") and not g.negated for g in genes):
             reading.target_gene_named = True
+        if any(g.role == "class" and not g.negated for g in genes):
+            reading.class_named = True
         if not unit.ordered:
             if self.definition.gene_alone_counts:
                 counted += [(g.start, g.end) for g in genes if not g.negated]
             if counted:
                 reading.counting.append(Finding(unit, sorted(counted)))
             return
+        protein = self.definition.protein_level
         for gene in genes:
-            if gene.negated or gene.role == "class":
+            if gene.negated or gene.role == "marker" or (gene.role == "class" and not protein):
                 continue
             if self.definition.gene_alone_counts or (
-                gene.role == "status" and canonical(gene.word) in self.status_terms
-            ) or (gene.role == "mutation" and self._lists_as_variant(gene.word)):
+                gene.role == "status" and self._names_target(gene.word)
+            ) or (gene.role == "mutation" and self._lists_as_variant(gene.word)) or (
+                protein and gene.name in self.variant_keys
+            ):  # a gene form that carries the variant itself: "CLDN18.2", "FGFR2b"
                 counted.append((gene.start, gene.end))
         variants = self._variant_mentions(unit, hits, genes)
         others = [
@@ -306,16 +353,21 @@ class Rule:
             if self.lexicon.terms[h.term].role in (GENE, OTHER) and h.term not in self.gene_ids
             and not any(g.start <= h.start < g.end or h.start <= g.start < h.end for g in genes)
         ]
-        owners = sorted([g for g in genes if g.role != "class"] + others, key=lambda m: m.start)
+        owners = sorted([g for g in genes if protein or g.role != "class"] + others,
+                        key=lambda m: m.start)
+        # Whose variant a term can be: a plain or mutation mention; for a protein target
+        # also its status ("MET amplification") and drug-class ("CD20xCD3 bispecific") words.
+        owning = ("plain", "mutation", "status", "class") if protein else ("plain", "mutation")
         orphans: list[tuple[int, int]] = []
         for start, end in variants:
             negated = unit.is_negated(start, end)
-            written = unit.text[start:end]
-            if written.isalnum() and any(key in written.lower() for key in self.gene_keys):
+            if self._spells_gene(unit.text[start:end]):
                 if not negated:
                     counted.append((start, end))
                 continue
-            owner = _owner(unit, owners, start, end)
+            # A term that holds the gene names both at once: "EML4-ALK", "MTAP-deleted".
+            inside = [g for g in genes if start <= g.start < end]
+            owner = inside[0] if inside else _owner(unit, owners, start, end)
             if owner is None:
                 if not negated and not owners:
                     orphans.append((start, end))
@@ -325,7 +377,7 @@ class Rule:
                 continue
             if negated:
                 reading.negated_variant = True
-            elif owner.role in ("plain", "mutation") and not owner.negated:
+            elif owner.role in owning and not owner.negated:
                 counted += [(owner.start, owner.end), (start, end)]
         if counted:
             reading.counting.append(Finding(unit, sorted(set(counted))))
@@ -337,6 +389,10 @@ class Rule:
         if genes:
             reading.gene_units.append((unit, genes, variants, owners))
 
+    def _spells_gene(self, written: str) -> bool:
+        """A term written in one word with the gene: "HER2ex20ins", "BRAFV600E"."""
+        return written.isalnum() and any(key in written.lower() for key in self.gene_keys)
+
     def _lists_as_variant(self, word: str) -> bool:
         """A definition that lists a plain mutation word ("mutation", as the older shape
         does) as a variant term asks for any mutation of the gene."""
@@ -346,14 +402,19 @@ class Rule:
             for term in (self.lexicon.terms[i] for i in self.variant_ids)
         )
 
-    def _gene_mentions(self, unit: Unit, hits: list[Hit]) -> list[Mention]:
+    def _gene_mentions(
+        self, unit: Unit, hits: list[Hit], abbreviations: dict[str, str]
+    ) -> list[Mention]:
         text = unit.norm
         mentions: list[Mention] = []
         for hit in hits:
             if hit.term not in self.gene_ids or (mentions and hit.start < mentions[-1].end):
                 continue
+            written = unit.text[hit.start:hit.end]
+            if written in abbreviations and canonical(abbreviations[written]) not in self.names:
+                continue  # "resistance exercise training (RET)": not the gene here
             start, end = hit.start, hit.end
-            mention = Mention(start, end)
+            mention = Mention(start, end, name=canonical(written))
             before = text[max(0, start - 40) : start]
             status = language.STATUS_AFTER.match(text, end)
             own = self._own_status(text, end)
@@ -361,10 +422,13 @@ class Rule:
                 mention.role, mention.word, mention.end = "status", text[own[0]:own[1]], own[1]
             elif language.DRUG_CLASS_AFTER.match(text, end):
                 mention.role = "class"
-            elif status or language.STATUS_BEFORE.search(before):
-                mention.role = "status"
-                if status:
-                    mention.word = status.group("word") or ""
+            elif status:
+                mention.role, mention.word = "status", language.status_word(status)
+                if mention.word.lower().startswith("positiv") and (
+                        language.CELL_POPULATION_AFTER.match(text, status.end())):
+                    mention.role = "marker"  # "CD19+ B cells": a cell population
+            elif prior_status := language.STATUS_BEFORE.search(before):
+                mention.role, mention.word = "status", prior_status["word"]
             else:
                 after = language.MUTATION_AFTER.match(text, end)
                 prior = language.MUTATION_BEFORE.search(before)
@@ -374,10 +438,17 @@ class Rule:
                     mention.role, mention.word = "mutation", prior["word"]
                     mention.start = max(0, start - 40) + prior.start()
             mention.negated = unit.is_negated(start, mention.end) or (
-                mention.role == "status" and (mention.word or "").lower().startswith("negativ")
+                mention.role == "status"
+                and bool(language.NEGATIVE_STATUS.fullmatch(mention.word))
             )
             mentions.append(mention)
         return mentions
+
+    def _names_target(self, word: str) -> bool:
+        """Whether a status word is one of the target's ("positivity" is "positive")."""
+        key = canonical(word)
+        return key in self.status_terms or (
+            key.startswith("positiv") and "positive" in self.status_terms)
 
     def _own_status(self, text: str, end: int) -> tuple[int, int] | None:
         """The span of one of the target's status terms written with the gene name
@@ -385,7 +456,7 @@ class Rule:
         if not self.status_terms:
             return None
         found = language.NEXT_WORD.match(text, end)
-        if found and canonical(found["word"]) in self.status_terms:
+        if found and self._names_target(found["word"]):
             return found.span("word")
         return None
 
@@ -401,11 +472,15 @@ class Rule:
                 m.span() for m in language.EXON_LIST.finditer(text)
                 if self.exons & {int(n) for n in re.findall(r"\d+", m["numbers"])}
             ]
-        # A term spelling a gene name in itself counts as written in one word only
-        # ("HER2ex20ins"); spelled apart, the gene and the variant are read as two words.
+        # A term that spells a gene name in itself is that gene's variant when written in
+        # one word ("HER2ex20ins"), when it names a partner before the gene ("EML4-ALK"),
+        # or when it holds the gene's drug-class or status word ("menin inhibitor");
+        # spelled apart from a plain mention ("ERBB2 ex20ins"), the gene and the variant
+        # are read as two words.
         spans = [
             (s, e) for s, e in spans
-            if unit.text[s:e].isalnum() or not any(s <= g.start < e for g in genes)
+            if unit.text[s:e].isalnum()
+            or not any(g.start == s and (g.role == "plain" or e <= g.end) for g in genes)
         ]
         # Overlapping spans: keep the longest; words of a gene mention are not variants
         # ("HER2-mutant" is the gene's mutation word, not a variant term).
@@ -418,7 +493,8 @@ class Rule:
             kept.append((start, end))
         return [
             (s, e) for s, e in kept
-            if not any(g.start <= s and e <= g.end and g.role != "plain" for g in genes)
+            if (self._spells_gene(unit.text[s:e])
+                or not any(g.start <= s and e <= g.end and g.role != "plain" for g in genes))
             and not _another_change(text, s, e)
         ]
 

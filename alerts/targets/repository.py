@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, Text, cast, func, select
+from sqlalchemy import BigInteger, Text, cast, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -62,11 +62,11 @@ def by_slugs(session: Session, slugs: Iterable[str]) -> dict[str, Target]:
     return {t.slug: t for t in session.scalars(select(Target).where(Target.slug.in_(wanted)))}
 
 
-def search_rows(session: Session) -> Sequence[Row[tuple[int, str, str, str, Any]]]:
+def search_rows(session: Session) -> Sequence[tuple[int, str, str, str, Any]]:
     """What the search index is built from: id, slug, name, description, match_terms."""
     return session.execute(
         select(Target.id, Target.slug, Target.name, Target.description, Target.match_terms)
-    ).all()
+    ).tuples().all()
 
 
 class _Checksum(FunctionElement[int]):

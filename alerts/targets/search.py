@@ -24,13 +24,14 @@ ignored, never an error.
 
 from __future__ import annotations
 
+import heapq
 import re
 import threading
 import unicodedata
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 #: Longest query accepted (the API answers 422 beyond; the page says so).
 MAX_QUERY_LENGTH = 100
@@ -48,10 +49,10 @@ _WORD = re.compile(r"[^\W_]+")
 
 #: What a term is, as `matched_on` names it, and how much a match on it weighs.
 _WEIGHTS = {"slug": 3, "name": 3, "gene": 3, "drug": 2, "variant": 1, "related drug": 0}
-_IDENTITY = frozenset({"slug", "name", "gene"})
 
-# Ranks (lower first).
+# Ranks (lower first), and the rank of a query equal to a whole term, by its weight.
 _EXACT_IDENTITY, _EXACT_DRUG, _EXACT_WORDS, _PREFIX = 0, 1, 2, 3
+_EXACT_BY_WEIGHT = {_WEIGHTS["name"]: _EXACT_IDENTITY, _WEIGHTS["drug"]: _EXACT_DRUG}
 
 
 def fold(text: str) -> str:
@@ -64,10 +65,9 @@ def words_of(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
-@dataclass(frozen=True, slots=True)
-class Term:
+class Term(NamedTuple):
     """One searchable term of a target; `drug` is the generic name a code or brand
-    stands for."""
+    stands for. (A tuple: a large catalogue has hundreds of thousands.)"""
 
     kind: str
     text: str
@@ -93,8 +93,20 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
+    """A target that matched, with the best match of the whole query (`phrase`) and of
+    each query word (one per part of a word matched part by part), packed as
+    `_pack` makes them; `matched_on` names them."""
+
     entry: Entry
-    matched_on: tuple[str, ...]
+    phrase: int | None = None
+    words: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def matched_on(self) -> tuple[str, ...]:
+        terms = self.entry.terms
+        if self.phrase is not None and (_exactness(self.phrase) == 3 or not self.words):
+            return (terms[_term(self.phrase)].label,)
+        return tuple(dict.fromkeys(terms[_term(m)].label for w in self.words for m in w))
 
 
 def _strings(value: Any) -> list[str]:
@@ -141,18 +153,21 @@ def _keys(text: str) -> list[str]:
     return ["".join(words[i:]) for i in range(len(words))]
 
 
-@dataclass(frozen=True, slots=True)
-class _Match:
-    """The best term of one target for one query word (or the whole query)."""
-
-    quality: int
-    exactness: int
-    term: Term
+# A match is one int: quality (exactness * 4 + the term's weight) above the term's
+# position in its entry, reversed. Exactness: 3 the whole term, 2 a later word of it, 1 the start
+# of the whole term, 0 the start of a later word.
+_TERM_BITS = 16
+_TERM_MASK = (1 << _TERM_BITS) - 1
 
 
-def _quality(term: Term, exact: bool, whole: bool) -> tuple[int, int]:
-    exactness = (2 if exact else 0) + (1 if whole else 0)
-    return exactness * 4 + _WEIGHTS[term.kind], exactness
+def _exactness(match: int) -> int:
+    return match >> (_TERM_BITS + 2)
+
+
+def _term(match: int) -> int:
+    """The term's position in its entry (stored reversed, so that the earlier term of
+    two of the same quality is the greater match)."""
+    return _TERM_MASK - (match & _TERM_MASK)
 
 
 class CatalogueIndex:
@@ -167,6 +182,8 @@ class CatalogueIndex:
         self.by_name: tuple[Entry, ...] = tuple(
             entry for _, entry in sorted(zip(self._order, self.entries, strict=True))
         )
+        # key -> postings: entry position, term position, term weight, whole key, as
+        # one int each
         postings: dict[str, list[int]] = {}
         keys_of: dict[str, list[str]] = {}  # terms recur across targets ("mutation")
         for e, entry in enumerate(self.entries):
@@ -174,14 +191,13 @@ class CatalogueIndex:
                 keys = keys_of.get(term.text)
                 if keys is None:
                     keys = keys_of[term.text] = _keys(term.text)
+                code = (e << (_TERM_BITS + 3)) | (t << 3) | (_WEIGHTS[term.kind] << 1)
                 for position, key in enumerate(keys):
-                    # entry, term and whether the key is the whole term, in one int
-                    code = e << 17 | t << 1 | (position == 0)
                     found = postings.get(key)
                     if found is None:
-                        postings[key] = [code]
+                        postings[key] = [code | (position == 0)]
                     else:
-                        found.append(code)
+                        found.append(code | (position == 0))
         self._postings = postings
         self._keys = sorted(postings)
 
@@ -197,68 +213,76 @@ class CatalogueIndex:
         start = bisect_left(keys, word)
         return keys[start:bisect_left(keys, word + "\U0010ffff", lo=start)]
 
-    def _lookup(self, word: str, *, whole_only: bool = False) -> dict[int, _Match]:
-        """Entry position -> its best term among those starting with `word`."""
-        best: dict[int, _Match] = {}
+    def _lookup(self, word: str, *, whole_only: bool = False) -> dict[int, int]:
+        """Entry position -> its best match among the terms starting with `word`."""
+        best: dict[int, int] = {}
+        get = best.get
         for key in self._keys_from(word):
+            exact = 8 if key == word else 0  # exactness 2, times 4
             for code in self._postings[key]:
-                whole = bool(code & 1)
+                whole = code & 1
                 if whole_only and not whole:
                     continue
-                e, t = code >> 17, (code >> 1) & 0xFFFF
-                term = self.entries[e].terms[t]
-                quality, exactness = _quality(term, key == word, whole)
-                current = best.get(e)
-                if current is None or quality > current.quality:
-                    best[e] = _Match(quality, exactness, term)
+                weight = (code >> 1) & 3
+                # the earlier term wins a tie (the name before the slug, a drug before its code)
+                match = ((exact + whole * 4 + weight) << _TERM_BITS) | (
+                    _TERM_MASK - ((code >> 3) & _TERM_MASK))
+                e = code >> (_TERM_BITS + 3)
+                if match > get(e, -1):
+                    best[e] = match
         return best
 
-    def _word(self, token: str) -> dict[int, list[_Match]]:
-        """Entry position -> the terms one query word matched: its compact form, or each
+    def _word(self, token: str) -> dict[int, tuple[int, ...]]:
+        """Entry position -> the matches of one query word: its compact form, or each
         of its parts ("HER2/neu" as her2neu, else her2 and neu)."""
         parts = words_of(token)
-        found = {e: [m] for e, m in self._lookup("".join(parts)).items()}
+        found: dict[int, tuple[int, ...]] = {
+            e: (m,) for e, m in self._lookup("".join(parts)).items()
+        }
         if len(parts) > 1:
             each = [self._lookup(part) for part in parts]
             for e in set.intersection(*(set(p) for p in each)) - set(found):
-                found[e] = [p[e] for p in each]
+                found[e] = tuple(p[e] for p in each)
         return found
 
-    def search(self, query: str) -> list[Hit]:
-        """The targets matching every word of `query`, best first; the whole catalogue
-        (by slug, nothing matched) when the query has no letter or digit."""
+    def search(self, query: str, limit: int | None = None) -> tuple[list[Hit], int]:
+        """The first `limit` (default: all) targets matching every word of `query`, best
+        first, and how many match in all; the whole catalogue (by slug, nothing matched)
+        when the query has no letter or digit."""
         tokens = [t for t in fold(query).split() if words_of(t)][:MAX_QUERY_WORDS]
         if not tokens:
-            return [Hit(entry, ()) for entry in self.entries]
+            return [Hit(entry) for entry in self.entries[:limit]], len(self.entries)
         per_word = [self._word(token) for token in tokens]
         phrase = self._lookup("".join("".join(words_of(t)) for t in tokens), whole_only=True)
         matched = set.intersection(*(set(w) for w in per_word)) | set(phrase)
         ranked = []
+        order, rank, phrase_of = self._order, self._rank, phrase.get
         for e in matched:
-            words = [w.get(e) for w in per_word]
-            ranked.append((self._rank(phrase.get(e), words), e, self._why(phrase.get(e), words)))
-        ranked.sort(key=lambda r: (r[0], self._order[r[1]]))
-        return [Hit(self.entries[e], why) for _, e, why in ranked]
-
-    @staticmethod
-    def _rank(phrase: _Match | None, words: Sequence[list[_Match] | None]) -> tuple[int, int, int]:
-        exact_phrase = phrase is not None and phrase.exactness == 3
-        if exact_phrase and phrase.term.kind in _IDENTITY:
-            tier = _EXACT_IDENTITY
-        elif exact_phrase and phrase.term.kind == "drug":
-            tier = _EXACT_DRUG
-        elif exact_phrase or all(w and min(m.exactness for m in w) >= 2 for w in words):
-            tier = _EXACT_WORDS
+            words = tuple([w[e] for w in per_word if e in w])
+            if len(words) < len(per_word):
+                words = ()  # the whole query matched one term, its words alone did not
+            p = phrase_of(e)
+            ranked.append((rank(p, words), order[e], e, p, words))
+        if limit is not None and limit < len(ranked):
+            ranked = heapq.nsmallest(limit, ranked)
         else:
-            tier = _PREFIX
-        word_quality = sum(min(m.quality for m in w) for w in words if w)
-        return tier, -(phrase.quality if phrase else 0), -word_quality
+            ranked.sort()
+        return [Hit(self.entries[e], p, words) for _, _, e, p, words in ranked], len(matched)
 
     @staticmethod
-    def _why(phrase: _Match | None, words: Sequence[list[_Match] | None]) -> tuple[str, ...]:
-        if phrase is not None and (phrase.exactness == 3 or not all(words)):
-            return (phrase.term.label,)
-        return tuple(dict.fromkeys(m.term.label for w in words if w for m in w))
+    def _rank(phrase: int | None, words: tuple[tuple[int, ...], ...]) -> tuple[int, int, int]:
+        quality = (phrase >> _TERM_BITS) if phrase is not None else 0
+        word_quality = 0
+        all_exact = bool(words)
+        for word in words:
+            weakest = min(word) if len(word) > 1 else word[0]
+            word_quality += weakest >> _TERM_BITS
+            all_exact = all_exact and _exactness(weakest) >= 2
+        if quality >> 2 == 3:  # the whole query is one whole term
+            tier = _EXACT_BY_WEIGHT.get(quality & 3, _EXACT_WORDS)
+        else:
+            tier = _EXACT_WORDS if all_exact else _PREFIX
+        return tier, -quality, -word_quality
 
 
 #: What a built index is valid for: a value that changes whenever the catalogue does.

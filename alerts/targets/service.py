@@ -51,26 +51,28 @@ def _entries(session: Session) -> list[Entry]:
     ]
 
 
-def search_targets(session: Session, cache: IndexCache, query: str | None) -> list[Hit]:
-    """The targets matching `query`, best first; the whole catalogue by slug without
-    a query."""
-    return catalogue_index(session, cache).search(query or "")
+def search_targets(
+    session: Session, cache: IndexCache, query: str | None, limit: int | None = None
+) -> tuple[list[Hit], int]:
+    """The first `limit` targets matching `query`, best first, and how many match; the
+    whole catalogue by slug without a query."""
+    return catalogue_index(session, cache).search(query or "", limit)
 
 
 def target_page(
     session: Session, cache: IndexCache, query: str | None, *, limit: int, cursor: str | None
 ) -> TargetPage:
     """One page of `search_targets`; the cursor is the position of the next hit."""
-    hits = search_targets(session, cache, query)
     start = decode_cursor(cursor, int)[0] if cursor else 0
     end = start + limit
+    hits, total = search_targets(session, cache, query, end)
     return TargetPage(
         data=[
             TargetOut(slug=h.entry.slug, name=h.entry.name, description=h.entry.description,
                       matched_on=list(h.matched_on))
             for h in hits[start:end]
         ],
-        next_cursor=encode_cursor(end) if end < len(hits) else None,
+        next_cursor=encode_cursor(end) if end < total else None,
     )
 
 

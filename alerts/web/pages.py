@@ -219,9 +219,8 @@ def _subscribe_page(
     index = targets.catalogue_index(session, cache)
     query = values["q"] if len(values["q"]) <= MAX_QUERY_LENGTH else ""
     if query.strip():
-        hits = index.search(query)
-        listed = [_target_view(h.entry, h.matched_on) for h in hits[:SEARCH_RESULTS]]
-        total = len(hits)
+        hits, total = index.search(query, SEARCH_RESULTS)
+        listed = [_target_view(h.entry, h.matched_on) for h in hits]
     elif len(index) <= SEARCH_RESULTS:
         listed = [_target_view(e) for e in index.entries]
         total = len(index)
@@ -257,11 +256,10 @@ def subscribe_form(
     whole form here (ticked targets and the other fields included), so nothing typed
     or ticked is lost by searching."""
     params = request.query_params
-    values = {**DEFAULT_VALUES, "q": params.get("q", "")}
-    if params:
-        values.update(_preference_values(params))
-        values["email"] = _text(params, "email")
-        values["targets"] = _slugs(params)[:MAX_FORM_TARGETS]
+    values = {**DEFAULT_VALUES, "q": params.get("q", ""),
+              "targets": _slugs(params)[:MAX_FORM_TARGETS]}
+    if "email" in params:  # the form's own Search button, not a link to /?q=
+        values.update(_preference_values(params), email=_text(params, "email"))
     errors: dict[str, str] = {}
     status_code = 200
     if len(values["q"]) > MAX_QUERY_LENGTH:

@@ -48,10 +48,11 @@ def catalogue(session: Session) -> list[str]:
 )
 def test_what_a_person_types_finds_the_target(session: Session, catalogue: list[str],
                                               q: str, first: set[str]) -> None:
-    hits = service.search_targets(session, IndexCache(), q)
+    hits, _ = service.search_targets(session, IndexCache(), q)
     assert {h.entry.slug for h in hits[: len(first)]} == first
 
 
 def test_kras_g12d_is_not_found_for_g12c(session: Session, catalogue: list[str]) -> None:
-    hits = [h.entry.slug for h in service.search_targets(session, IndexCache(), "kras g12c")]
+    found, _ = service.search_targets(session, IndexCache(), "kras g12c")
+    hits = [h.entry.slug for h in found]
     assert hits[0] == "kras-g12c" and "kras-g12d" not in hits

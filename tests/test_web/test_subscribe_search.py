@@ -70,6 +70,7 @@ def test_a_search_lists_the_matching_targets_and_why(harness: Harness) -> None:
     assert response.text.count("Matched on drug: zongertinib") == 2
     assert "Targets matching &ldquo;zongertinib&rdquo;" in response.text
     assert 'value="zongertinib"' in response.text  # the box keeps the query
+    assert 'value="weekly" checked' in response.text  # a link to /?q= keeps the defaults
 
 
 @pytest.mark.usefixtures("catalogue")

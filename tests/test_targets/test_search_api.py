@@ -5,28 +5,15 @@ is a 422."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from alerts.app import create_app
-from alerts.config import Settings
 from db.models import Target
 from tests.test_targets.search_data import add_targets, synthetic_targets
-
-
-@pytest.fixture
-def client(
-    settings: Settings, engine: Engine, session_factory: sessionmaker[Session]
-) -> Iterator[TestClient]:
-    app = create_app(settings, engine=engine, session_factory=session_factory)
-    with TestClient(app) as test_client:
-        yield test_client
 
 
 @pytest.fixture
@@ -231,16 +218,13 @@ def test_the_search_is_documented(client: TestClient) -> None:
     assert "422" in operation["responses"]
 
 
-def test_the_index_is_built_once_per_catalogue_version(
-    session: Session, settings: Settings, engine: Engine,
-    session_factory: sessionmaker[Session],
-) -> None:
-    app = create_app(settings, engine=engine, session_factory=session_factory)
-    with TestClient(app) as client:
-        for q in ("zongertinib", "erbb2", "", "kras"):
-            client.get("/api/v1/targets", params={"q": q})
-        assert app.state.target_index.builds == 1
-        add_targets(session, ["kras-g12c"])
-        assert slugs(client, "kras") == ["kras-g12c"]
-        assert slugs(client, "sotorasib") == ["kras-g12c"]
-        assert app.state.target_index.builds == 2
+def test_the_index_is_built_once_per_catalogue_version(session: Session,
+                                                       client: TestClient) -> None:
+    cache = client.app.state.target_index  # type: ignore[attr-defined]
+    for q in ("zongertinib", "erbb2", "", "kras"):
+        client.get("/api/v1/targets", params={"q": q})
+    assert cache.builds == 1
+    add_targets(session, ["kras-g12c"])
+    assert slugs(client, "kras") == ["kras-g12c"]
+    assert slugs(client, "sotorasib") == ["kras-g12c"]
+    assert cache.builds == 2

@@ -94,8 +94,8 @@ class Entry:
 @dataclass(frozen=True, slots=True)
 class Hit:
     """A target that matched, with the best match of the whole query (`phrase`) and of
-    each query word (one per part of a word matched part by part), packed as
-    `_pack` makes them; `matched_on` names them."""
+    each query word (one per part of a word matched part by part), each packed in an
+    int (see `_TERM_BITS`); `matched_on` names them."""
 
     entry: Entry
     phrase: int | None = None
@@ -154,8 +154,8 @@ def _keys(text: str) -> list[str]:
 
 
 # A match is one int: quality (exactness * 4 + the term's weight) above the term's
-# position in its entry, reversed. Exactness: 3 the whole term, 2 a later word of it, 1 the start
-# of the whole term, 0 the start of a later word.
+# position in its entry, reversed. Exactness: 3 the whole term, 2 a later word of it,
+# 1 the start of the whole term, 0 the start of a later word.
 _TERM_BITS = 16
 _TERM_MASK = (1 << _TERM_BITS) - 1
 

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from alerts import __version__
 from alerts.config import Settings
 from alerts.errors import AlertsError
+from alerts.targets.search import IndexCache
 from db.session import make_engine, make_sessionmaker
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -64,6 +65,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory or make_sessionmaker(engine)
+    app.state.target_index = IndexCache()  # the catalogue's search index, per process
     for key, value in state.items():
         setattr(app.state, key, value)
 

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
+from alerts.targets.search import IndexCache
 from db.session import transaction
 
 
@@ -27,6 +28,11 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_target_index(request: Request) -> IndexCache:
+    return request.app.state.target_index  # type: ignore[no-any-return]
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
+TargetIndexDep = Annotated[IndexCache, Depends(get_target_index)]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Text, cast, func, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
-from db.models import Feed, Target
+from db.models import Alert, Feed, Target
 
 
 def by_slug(session: Session, slug: str) -> Target | None:
@@ -47,3 +52,74 @@ def feed_by_url(session: Session, target_id: int, url: str) -> Feed | None:
     return session.scalars(
         select(Feed).where(Feed.target_id == target_id, Feed.url == url)
     ).one_or_none()
+
+
+def by_slugs(session: Session, slugs: Iterable[str]) -> dict[str, Target]:
+    """The targets among `slugs` (callers bound how many), by slug."""
+    wanted = list(dict.fromkeys(slugs))
+    if not wanted:
+        return {}
+    return {t.slug: t for t in session.scalars(select(Target).where(Target.slug.in_(wanted)))}
+
+
+def search_rows(session: Session) -> Sequence[tuple[int, str, str, str, Any]]:
+    """What the search index is built from: id, slug, name, description, match_terms."""
+    return session.execute(
+        select(Target.id, Target.slug, Target.name, Target.description, Target.match_terms)
+    ).tuples().all()
+
+
+class _Checksum(FunctionElement[int]):
+    """A 32-bit checksum of a text, computed by the database."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(_Checksum, "postgresql")
+def _checksum_postgresql(element: _Checksum, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"('x' || substr(md5({compiler.process(element.clauses, **kw)}), 1, 8))::bit(32)::bigint"
+
+
+@compiles(_Checksum, "sqlite")
+def _checksum_sqlite(element: _Checksum, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{_SQLITE_CRC32}({compiler.process(element.clauses, **kw)})"
+
+
+_SQLITE_CRC32 = "target_alerts_crc32"
+
+
+def _crc32(text: str | None) -> int:
+    return zlib.crc32((text or "").encode("utf-8", "surrogatepass"))
+
+
+def catalogue_version(session: Session) -> tuple[Any, ...]:
+    """A value that changes whenever a target is added, removed or changed: the count,
+    the highest id and the sum of a checksum of each row's slug, name, description and
+    match terms, computed in one aggregate by the database (the table has no
+    modification time to read instead)."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        # SQLite has no hash function of its own; this connection gets one.
+        connection.connection.driver_connection.create_function(  # type: ignore[union-attr]
+            _SQLITE_CRC32, 1, _crc32, deterministic=True
+        )
+    content = (Target.slug + "\x1f" + Target.name + "\x1f" + Target.description + "\x1f"
+               + cast(Target.match_terms, Text))
+    count, highest, checksum = session.execute(
+        select(func.count(), func.max(Target.id), func.sum(_Checksum(content)))
+    ).one()
+    return count, highest, int(checksum or 0)
+
+
+def most_followed(session: Session, limit: int) -> list[int]:
+    """Ids of the `limit` targets with the most active alerts, most first, ties by id
+    (targets without an active alert are not among them)."""
+    rows = session.execute(
+        select(Alert.target_id, func.count().label("n"))
+        .where(Alert.status == "active")
+        .group_by(Alert.target_id)
+        .order_by(func.count().desc(), Alert.target_id)
+        .limit(limit)
+    )
+    return [target_id for target_id, _ in rows]

@@ -18,6 +18,14 @@ class TargetOut(BaseModel):
     slug: str
     name: str
     description: str
+    matched_on: list[str] = Field(
+        default=[],
+        description="Why the target matched `q`: the terms that matched, each as "
+        '"<kind>: <term>" with kind one of slug, name, gene, variant, drug (a code or '
+        'brand as "drug: <generic name> (<code or brand>)") and related drug, e.g. '
+        '"drug: zongertinib". Empty without `q`.',
+        examples=[["drug: zongertinib"], ["gene: HER2", "variant: ex20ins"]],
+    )
 
 
 class TargetPage(BaseModel):

@@ -1,7 +1,10 @@
-"""The target catalogue: look targets up, add targets and attach feeds.
+"""The target catalogue: look targets up, find them by what people know of them, add
+targets and attach feeds.
 
 Other domains (alerts, digests, polling) resolve a slug with `get_target_by_slug`, so an
-unknown target answers the same 404 everywhere. Services only flush; the caller commits.
+unknown target answers the same 404 everywhere. Searching and listing read the
+in-memory index of `search.py`, rebuilt only when `repository.catalogue_version` says the
+table changed. Services only flush; the caller commits.
 """
 
 from __future__ import annotations
@@ -12,9 +15,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from alerts.errors import Conflict, NotFound, Unprocessable
+from alerts.pagination import decode_cursor, encode_cursor
 from alerts.targets import repository
-from alerts.targets.schemas import TargetCreate
+from alerts.targets.schemas import TargetCreate, TargetOut, TargetPage
+from alerts.targets.search import CatalogueIndex, Entry, Hit, IndexCache, terms_of
 from db.models import Feed, Target
+
+#: Targets per page of `GET /api/v1/targets` (today's catalogue fits in one page).
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
 
 
 def get_target_by_slug(session: Session, slug: str) -> Target:
@@ -28,6 +37,59 @@ def get_target_by_slug(session: Session, slug: str) -> Target:
 def list_targets(session: Session) -> list[Target]:
     """Every target, by slug."""
     return repository.all_targets(session)
+
+
+def catalogue_index(session: Session, cache: IndexCache) -> CatalogueIndex:
+    """The search index of the catalogue as it is now (built when it changed)."""
+    return cache.get(repository.catalogue_version(session), lambda: _entries(session))
+
+
+def _entries(session: Session) -> list[Entry]:
+    return [
+        Entry(target_id, slug, name, description, terms_of(slug, name, match_terms))
+        for target_id, slug, name, description, match_terms in repository.search_rows(session)
+    ]
+
+
+def search_targets(
+    session: Session, cache: IndexCache, query: str | None, limit: int | None = None
+) -> tuple[list[Hit], int]:
+    """The first `limit` targets matching `query`, best first, and how many match; the
+    whole catalogue by slug without a query."""
+    return catalogue_index(session, cache).search(query or "", limit)
+
+
+def target_page(
+    session: Session, cache: IndexCache, query: str | None, *, limit: int, cursor: str | None
+) -> TargetPage:
+    """One page of `search_targets`; the cursor is the position of the next hit."""
+    start = decode_cursor(cursor, int)[0] if cursor else 0
+    end = start + limit
+    hits, total = search_targets(session, cache, query, end)
+    return TargetPage(
+        data=[
+            TargetOut(slug=h.entry.slug, name=h.entry.name, description=h.entry.description,
+                      matched_on=list(h.matched_on))
+            for h in hits[start:end]
+        ],
+        next_cursor=encode_cursor(end) if end < total else None,
+    )
+
+
+def featured_targets(session: Session, cache: IndexCache, limit: int) -> list[Entry]:
+    """What to show before anyone searched: the targets with the most active alerts,
+    then the others by name, `limit` in all."""
+    index = catalogue_index(session, cache)
+    followed = [index.by_id[i] for i in repository.most_followed(session, limit)
+                if i in index.by_id]
+    shown = {e.slug for e in followed}
+    rest = (e for e in index.by_name if e.slug not in shown)
+    return (followed + [e for _, e in zip(range(limit - len(followed)), rest, strict=False)])
+
+
+def targets_by_slugs(session: Session, slugs: list[str]) -> dict[str, Target]:
+    """The targets among `slugs`, by slug (unknown slugs are left out)."""
+    return repository.by_slugs(session, slugs)
 
 
 def enabled_feeds(session: Session, target_ids: list[int]) -> dict[int, list[Feed]]:

@@ -21,10 +21,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, QueryParams
 
 from alerts.config import Settings
-from alerts.deps import SessionDep, SettingsDep
+from alerts.deps import SessionDep, SettingsDep, TargetIndexDep
 from alerts.errors import AlertsError, TooManyRequests
 from alerts.pagination import MAX_ID
 from alerts.subscriptions import repository, service
@@ -40,6 +40,8 @@ from alerts.subscriptions.schemas import (
 )
 from alerts.subscriptions.throttle import mail_throttle
 from alerts.subscriptions.tokens import InvalidToken, manage_url
+from alerts.targets import service as targets
+from alerts.targets.search import MAX_QUERY_LENGTH, Entry, IndexCache
 from alerts.targets.service import list_targets
 from alerts.templating import environment
 from alerts.web import csrf
@@ -56,6 +58,13 @@ DEFAULT_VALUES: dict[str, Any] = {
     "max_items": "50",
     "send_when_empty": False,
 }
+
+#: Targets the subscribe page lists for a search, and before one (a catalogue this
+#: small is listed whole).
+SEARCH_RESULTS = 20
+FEATURED_TARGETS = 8
+#: Targets one form may carry; more is refused before anything is looked up.
+MAX_FORM_TARGETS = 100
 
 #: Form messages a person understands, per field (pydantic's speak to programmers).
 FIELD_MESSAGES = {
@@ -189,40 +198,88 @@ def _choices() -> dict[str, Any]:
 # --- subscribe -------------------------------------------------------------------------
 
 
+def _target_view(entry: Entry, matched_on: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"slug": entry.slug, "name": entry.name, "description": entry.description,
+            "matched_on": matched_on}
+
+
 def _subscribe_page(
     request: Request,
     session: Session,
     settings: Settings,
+    cache: IndexCache,
     *,
     values: Mapping[str, Any],
     errors: Mapping[str, str],
     status_code: int = 200,
 ) -> HTMLResponse:
-    catalogue = list_targets(session)
-    if not values["targets"] and len(catalogue) == 1 and not errors:
-        values = {**values, "targets": [catalogue[0].slug]}
+    """The form with the targets of the search `values["q"]` (at most SEARCH_RESULTS),
+    or before a search the most followed ones; targets already ticked stay listed and
+    ticked whatever the search shows."""
+    index = targets.catalogue_index(session, cache)
+    query = values["q"] if len(values["q"]) <= MAX_QUERY_LENGTH else ""
+    if query.strip():
+        hits, total = index.search(query, SEARCH_RESULTS)
+        listed = [_target_view(h.entry, h.matched_on) for h in hits]
+    elif len(index) <= SEARCH_RESULTS:
+        listed = [_target_view(e) for e in index.entries]
+        total = len(index)
+    else:
+        listed = [_target_view(e) for e in
+                  targets.featured_targets(session, cache, FEATURED_TARGETS)]
+        total = len(index)
+    chosen = [s for s in values["targets"] if s in index.by_slug]
+    if not chosen and len(index) == 1 and not errors:
+        chosen = [index.entries[0].slug]
+    shown = {t["slug"] for t in listed}
     return render(
         "subscribe.html",
         status_code=status_code,
         token=csrf.CsrfToken(request, settings),
-        targets=catalogue,
-        values=values,
+        query=query.strip(),
+        listed=listed,
+        kept=[_target_view(index.by_slug[s]) for s in chosen if s not in shown],
+        total=total,
+        catalogue_size=len(index),
+        max_query_length=MAX_QUERY_LENGTH,
+        values={**values, "targets": chosen},
         errors=errors,
         **_choices(),
     )
 
 
 @router.get("/", response_class=HTMLResponse)
-def subscribe_form(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
-    return _subscribe_page(request, session, settings, values=DEFAULT_VALUES, errors={})
+def subscribe_form(
+    request: Request, session: SessionDep, settings: SettingsDep, index: TargetIndexDep
+) -> HTMLResponse:
+    """The form; `?q=` searches the catalogue. The form's Search button sends the
+    whole form here (ticked targets and the other fields included), so nothing typed
+    or ticked is lost by searching."""
+    params = request.query_params
+    values = {**DEFAULT_VALUES, "q": params.get("q", ""),
+              "targets": _slugs(params)[:MAX_FORM_TARGETS]}
+    if "email" in params:  # the form's own Search button, not a link to /?q=
+        values.update(_preference_values(params), email=_text(params, "email"))
+    errors: dict[str, str] = {}
+    status_code = 200
+    if len(values["q"]) > MAX_QUERY_LENGTH:
+        errors["q"] = f"Type at most {MAX_QUERY_LENGTH} characters."
+        status_code = 422
+    return _subscribe_page(request, session, settings, index, values=values, errors=errors,
+                           status_code=status_code)
 
 
-def _text(form: FormData, name: str, default: str = "") -> str:
+def _text(form: Mapping[str, Any], name: str, default: str = "") -> str:
     value = form.get(name)
     return value.strip() if isinstance(value, str) else default
 
 
-def _preference_values(form: FormData) -> dict[str, Any]:
+def _slugs(form: FormData | QueryParams) -> list[str]:
+    """The ticked targets, each once, in order."""
+    return list(dict.fromkeys(s for s in form.getlist("target") if isinstance(s, str)))
+
+
+def _preference_values(form: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "frequency": _text(form, "frequency"),
         "weekday": _text(form, "weekday", "monday") or "monday",
@@ -250,28 +307,34 @@ def _validate_preferences(
 
 @router.post("/subscribe", response_class=HTMLResponse, dependencies=[Depends(mail_throttle)])
 def subscribe(
-    request: Request, form: FormDep, session: MailingSessionDep, settings: SettingsDep
+    request: Request, form: FormDep, session: MailingSessionDep, settings: SettingsDep,
+    index: TargetIndexDep,
 ) -> HTMLResponse:
     """Pending alerts and one confirmation mail; the same answer for every address."""
     csrf.check(request, settings, _text(form, csrf.FIELD_NAME))
-    slugs = [s for s in form.getlist("target") if isinstance(s, str)]
-    values = {"email": _text(form, "email"), "targets": slugs, **_preference_values(form)}
+    slugs = _slugs(form)
+    values = {"email": _text(form, "email"), "targets": slugs, "q": _text(form, "q"),
+              **_preference_values(form)}
     errors: dict[str, str] = {}
     email = ""
     try:
         email = normalise_email(values["email"])
     except ValueError as exc:
         errors["email"] = str(exc)
-    catalogue = {t.slug: t for t in list_targets(session)}
-    chosen = [catalogue[s] for s in dict.fromkeys(slugs) if s in catalogue]
+    chosen = []
     if not slugs:
         errors["target"] = "Choose at least one target."
-    elif len(chosen) != len(dict.fromkeys(slugs)):
-        errors["target"] = "Choose targets from the list."
+    elif len(slugs) > MAX_FORM_TARGETS:
+        errors["target"] = f"Choose at most {MAX_FORM_TARGETS} targets at a time."
+    else:
+        known = targets.targets_by_slugs(session, slugs)
+        chosen = [known[s] for s in slugs if s in known]
+        if len(chosen) != len(slugs):
+            errors["target"] = "Choose targets from the list."
     prefs = _validate_preferences(values, errors)
     if errors or prefs is None:
-        return _subscribe_page(request, session, settings, values=values, errors=errors,
-                               status_code=422)
+        return _subscribe_page(request, session, settings, index, values=values,
+                               errors=errors, status_code=422)
     service.subscribe_from_form(session, settings, email, chosen, prefs)
     return render("check_inbox.html", email=email)
 

@@ -71,7 +71,8 @@ def test_the_catalogue_lists_the_seeded_target(client: TestClient) -> None:
     assert body["next_cursor"] is None
     [seeded] = [t for t in body["data"] if t["slug"] == SLUG]
     assert seeded["name"] == "HER2 (ERBB2) exon 20"
-    assert set(seeded) == {"slug", "name", "description"}
+    assert set(seeded) == {"slug", "name", "description", "matched_on"}
+    assert seeded["matched_on"] == []
 
 
 def test_items_come_newest_first_with_their_fields(

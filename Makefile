@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/feeds_fetch.py
 	$(BIN)/python bench/feeds_e2e.py
 	$(BIN)/python bench/digests.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) var

@@ -73,15 +73,15 @@ def page_json(page: Mapping[str, Any]) -> bytes:
         return orjson.dumps(page, default=_fragment, option=orjson.OPT_UTC_Z)
     except orjson.JSONEncodeError:
         # orjson stops at 64-bit integers, which a trial's changed value may exceed.
-        return ItemPage.model_validate(_parsed(page)).model_dump_json().encode()
+        return ItemPage.model_validate(parsed(page)).model_dump_json().encode()
 
 
-def _parsed(value: Any) -> Any:
+def parsed(value: Any) -> Any:
     """`value` with every StoredJSON parsed (by the standard library: any integer)."""
     if isinstance(value, StoredJSON):
         return json.loads(value.text)
     if isinstance(value, Mapping):
-        return {key: _parsed(item) for key, item in value.items()}
+        return {key: parsed(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_parsed(item) for item in value]
+        return [parsed(item) for item in value]
     return value

@@ -5,7 +5,6 @@ single-statement read on PostgreSQL without a transaction."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,10 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.app import create_app
-from alerts.config import Settings
 from alerts.items import service
-from alerts.items.schemas import ItemPage, StoredJSON, page_json
+from alerts.items.schemas import ItemPage, page_json, parsed
 from db.models import ItemEvent, Target
 from db.session import single_statement_read
 from tests.conftest import ON_POSTGRES
@@ -26,20 +23,6 @@ from tests.fakes.adapters import article, entry, trial
 T0 = datetime(2026, 6, 1, 8, 0, 0, 123456, tzinfo=UTC)
 SLUG = "her2-exon20"
 PATH = f"/api/v1/targets/{SLUG}/items"
-
-
-@pytest.fixture
-def client(
-    settings: Settings, engine: Engine, session_factory: sessionmaker[Session]
-) -> Iterator[TestClient]:
-    app = create_app(settings, engine=engine, session_factory=session_factory)
-    with TestClient(app) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def target(session: Session) -> Target:
-    return session.scalars(select(Target).where(Target.slug == SLUG)).one()
 
 
 @pytest.fixture
@@ -58,15 +41,6 @@ def mixed(session: Session, target: Target) -> None:
 
 def _model_json(page: dict[str, Any]) -> Any:
     """What the documented model writes for the same page."""
-    def parsed(value: Any) -> Any:
-        if isinstance(value, StoredJSON):
-            return json.loads(value.text)
-        if isinstance(value, dict):
-            return {key: parsed(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [parsed(item) for item in value]
-        return value
-
     return json.loads(ItemPage.model_validate(parsed(page)).model_dump_json())
 
 

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint bench fuzz eval clean
+.PHONY: run test lint bench fuzz eval screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/digests.py
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/target_search.py
+	$(BIN)/python bench/api.py
+
+# The browser walk (tests/test_web/test_browser.py) with its screenshots kept in the repository.
+screenshots: $(STAMP)
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/test_web/test_browser.py -q
 
 clean:
 	rm -rf $(VENV) var

@@ -32,6 +32,7 @@ from db.session import make_engine, make_sessionmaker, transaction
 
 if TYPE_CHECKING:
     import uvicorn
+    from starlette.types import ASGIApp
 
     from scheduler.runner import SchedulerRunner
 
@@ -133,6 +134,14 @@ def db_upgrade() -> None:
     typer.echo("database is up to date")
 
 
+def server_config(api: ASGIApp, host: str, port: int) -> uvicorn.Config:
+    """How every command serves HTTP (`bench/api.py` serves its baseline with it too)."""
+    import uvicorn
+
+    # log_config=None: uvicorn's lines go through our one-line format too.
+    return uvicorn.Config(api, host=host, port=port, log_level="info", log_config=None)
+
+
 @app.command()
 def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     """Run the API and web pages only (any number of processes)."""
@@ -148,8 +157,7 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
         metrics = Metrics()
         mailer = make_mailer(settings, observe_latency=metrics.observe_smtp_latency)
         api = create_app(settings, engine=engine, metrics=metrics, mailer=mailer)
-        # log_config=None: uvicorn's lines go through our one-line format too.
-        uvicorn.run(api, host=host, port=port, log_level="info", log_config=None)
+        uvicorn.Server(server_config(api, host, port)).run()
 
 
 @app.command()
@@ -169,9 +177,7 @@ def run(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
         metrics = Metrics()
         runner = build_runner(settings, engine, metrics=metrics)
         api = create_app(settings, engine=engine, metrics=metrics, mailer=runner.ctx.mailer)
-        server = uvicorn.Server(
-            uvicorn.Config(api, host=host, port=port, log_level="info", log_config=None)
-        )
+        server = uvicorn.Server(server_config(api, host, port))
         _serve_with_scheduler(server, runner)
 
 

@@ -13,11 +13,12 @@ from alerts.targets.search import IndexCache
 from db.session import transaction
 
 
-def get_settings(request: Request) -> Settings:
+# Plain attribute reads, so `async`: a sync dependency costs a worker-thread round trip.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_session_factory(request: Request) -> sessionmaker[Session]:
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
     return request.app.state.session_factory  # type: ignore[no-any-return]
 
 

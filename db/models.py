@@ -111,7 +111,8 @@ class ItemTarget(Base):
     __tablename__ = "item_targets"
     __table_args__ = (
         UniqueConstraint("item_id", "target_id"),
-        Index("ix_item_targets_target_created", "target_id", "created_at"),
+        #: The item list's ORDER BY (newest link first, then item id), for keyset pages.
+        Index("ix_item_targets_target_created_item", "target_id", "created_at", "item_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

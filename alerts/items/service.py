@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from alerts.errors import Unprocessable
 from alerts.items import repository
 from alerts.items.match_fields import match_input
-from alerts.items.schemas import ChangeOut, ItemEventOut, ItemOut, ItemPage
+from alerts.items.schemas import StoredJSON
 from alerts.matching import Match, compile_rule
 from alerts.pagination import decode_cursor, encode_cursor, parse_moment
 from alerts.sources.base import FetchedItem, ItemKind, SourceName
@@ -339,47 +339,56 @@ def list_target_items(
     kind: ItemKind | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
-) -> ItemPage:
+) -> dict[str, Any]:
     """A page of the target's items, newest first (by when each was found for the target,
-    then by id), with trials' events. NotFound for an unknown slug."""
-    target = get_target_by_slug(session, slug)
-    after = decode_cursor(cursor, datetime, int) if cursor else None
+    then by id), with trials' events: an `ItemPage` as plain values for
+    `schemas.page_json` (datetimes; `matched_terms`, `highlights` and `data` as
+    `StoredJSON`). NotFound for an unknown slug.
+
+    One statement whatever the page holds (`repository.target_items_query`); the
+    target is looked up on its own only when the page is empty or the cursor bad, to
+    tell an unknown target (404) apart."""
+    try:
+        after = decode_cursor(cursor, datetime, int) if cursor else None
+    except Unprocessable:
+        get_target_by_slug(session, slug)  # an unknown target answers 404 first
+        raise
     rows = repository.target_items_page(
-        session, target.id, since=since, kind=str(kind) if kind else None, after=after,
+        session, slug, since=since, kind=str(kind) if kind else None, after=after,
         limit=limit + 1,
     )
-    page, more = rows[:limit], len(rows) > limit
-    trial_ids = [item.id for item, _link in page if item.kind == ItemKind.trial]
-    events: dict[int, list[ItemEventOut]] = {item_id: [] for item_id in trial_ids}
-    for event in repository.events_for(session, target.id, trial_ids):
-        events[event.item_id].append(
-            ItemEventOut(
-                kind=event.kind,
-                at=event.created_at,
-                changes=[ChangeOut(**change) for change in event.changes]
-                if event.kind == "updated" else None,
-            )
-        )
-    data = [
-        ItemOut(
-            source=SourceName(item.source),
-            external_id=item.external_id,
-            kind=ItemKind(item.kind),
-            title=item.title,
-            url=item.url,
-            summary=item.summary,
-            published_at=item.published_at,
-            first_seen_at=link.created_at,
-            matched_terms=list(link.matched_terms),
-            evidence=link.evidence,
-            evidence_field=link.evidence_field,
-            highlights=[(start, end) for start, end in link.highlights],
-            data=item.data,
-            events=events.get(item.id),
-        )
-        for item, link in page
-    ]
-    next_cursor = (
-        encode_cursor(page[-1][1].created_at, page[-1][0].id) if more and page else None
-    )
-    return ItemPage(data=data, next_cursor=next_cursor)
+    if not rows:
+        get_target_by_slug(session, slug)
+        return {"data": [], "next_cursor": None}
+    data: list[dict[str, Any]] = []
+    keys: list[tuple[datetime, int]] = []
+    for row in rows:  # an item's rows are adjacent: one per event
+        if not keys or keys[-1][1] != row.id:
+            keys.append((row.linked_at, row.id))
+            data.append({
+                "source": row.source,
+                "external_id": row.external_id,
+                "kind": row.kind,
+                "title": row.title,
+                "url": row.url,
+                "summary": row.summary,
+                "published_at": row.published_at,
+                "first_seen_at": row.linked_at,
+                "matched_terms": StoredJSON(row.matched_terms),
+                "evidence": row.evidence,
+                "evidence_field": row.evidence_field,
+                "highlights": StoredJSON(row.highlights),
+                "data": StoredJSON(row.data),
+                "events": [] if row.kind == ItemKind.trial else None,
+            })
+        if row.event_kind is not None:
+            data[-1]["events"].append({
+                "kind": row.event_kind,
+                "at": row.event_at,
+                "changes": [
+                    {"field": c["field"], "old": c.get("old"), "new": c.get("new")}
+                    for c in row.event_changes
+                ] if row.event_kind == "updated" else None,
+            })
+    more = len(data) > limit
+    return {"data": data[:limit], "next_cursor": encode_cursor(*keys[limit - 1]) if more else None}

@@ -19,6 +19,7 @@ from alerts.digests.planning import plan_due
 from alerts.digests.render import load_views
 from alerts.errors import NotFound
 from alerts.items.match_fields import match_input
+from alerts.items.schemas import ItemOut, ItemPage, parsed
 from alerts.items.service import ingest, list_target_items, rematch
 from alerts.matching import compile_rule
 from alerts.sources.base import FetchedItem
@@ -34,6 +35,11 @@ SEVABERTINIB: dict[str, Any] = {"genes": [], "mutations": [], "drugs": ["sevaber
 ABOUT_ZONGERTINIB = article("1", "Zongertinib in pretreated NSCLC")
 ABOUT_SEVABERTINIB = article("2", "Sevabertinib in pretreated NSCLC")
 ABOUT_NEITHER = article("3", "Pharmacokinetics of an antibody in mice")
+
+
+def listed(session: Session, slug: str) -> list[ItemOut]:
+    """The target's item list as the documented model reads it."""
+    return ItemPage.model_validate(parsed(list_target_items(session, slug))).data
 
 
 @pytest.fixture
@@ -95,7 +101,7 @@ def test_ingest_links_the_matched_and_keeps_the_rejected_with_the_decision(
     assert (link.matched_terms, link.evidence, link.evidence_field, link.highlights) == (
         list(decision.terms), decision.evidence, decision.field,
         [list(span) for span in decision.highlights])
-    assert [i.external_id for i in list_target_items(session, target.slug).data] == ["1"]
+    assert [i.external_id for i in listed(session, target.slug)] == ["1"]
 
     # Stored again: nothing changes, nothing is announced twice.
     assert store(session, target, T0 + timedelta(hours=1), ABOUT_ZONGERTINIB,
@@ -128,7 +134,7 @@ def test_rematch_moves_items_both_ways_keeping_when_they_were_first_seen(
     assert decisions(session, target) == {"1": ("rejected", T0), "2": ("matched", T0),
                                           "3": ("rejected", T0)}
     assert new_events(session, target) == ["1"]  # no event for the newly matched item
-    page = list_target_items(session, target.slug).data
+    page = listed(session, target.slug)
     assert [(i.external_id, i.first_seen_at) for i in page] == [("2", T0)]
     assert "sevabertinib" in page[0].evidence.lower()
 

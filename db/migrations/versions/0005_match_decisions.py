@@ -5,7 +5,7 @@ evidence (sentence or field value), its field, the highlight spans and when the 
 decided. `item_rejections` holds the items seen for a target that its rule rejected, so
 a changed rule can decide them again (`alerts targets rematch`) without refetching.
 
-Revision ID: 0006
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-07
 """
@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 
 import db.types
 
-revision: str = "0006"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

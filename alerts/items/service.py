@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from alerts.errors import Unprocessable
 from alerts.items import repository
 from alerts.items.match_fields import match_input
-from alerts.items.schemas import StoredJSON
+from alerts.items.schemas import ItemPage, StoredJSON, parsed
 from alerts.matching import Match, compile_rule
 from alerts.pagination import decode_cursor, encode_cursor, parse_moment
 from alerts.sources.base import FetchedItem, ItemKind, SourceName
@@ -392,3 +392,12 @@ def list_target_items(
             })
     more = len(data) > limit
     return {"data": data[:limit], "next_cursor": encode_cursor(*keys[limit - 1]) if more else None}
+
+
+def target_items(
+    session: Session, slug: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
+) -> ItemPage:
+    """`list_target_items` as the documented model, for pages and feeds that read items
+    rather than send them on as JSON."""
+    return ItemPage.model_validate(parsed(list_target_items(session, slug, limit=limit,
+                                                            cursor=cursor)))

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from alerts.deps import SessionDep, SettingsDep
 from alerts.errors import NotFound, Unprocessable
-from alerts.items.service import list_target_items
+from alerts.items.service import target_items
 from alerts.progress import service
 from alerts.progress.atom import target_feed
 from alerts.progress.timeline import KINDS, chart
@@ -42,7 +42,7 @@ def target_page(
 ) -> HTMLResponse:
     try:
         progress = service.target_progress(session, slug, today=utc_now().date(), sort=sort)
-        items = list_target_items(session, slug, limit=ITEMS_PER_PAGE, cursor=cursor)
+        items = target_items(session, slug, limit=ITEMS_PER_PAGE, cursor=cursor)
     except NotFound:
         raise PageError(404, "No such target", "There is no target at this address; the "
                         "home page lists them all.") from None
@@ -68,7 +68,7 @@ def target_page(
 @router.get("/targets/{slug}/feed.atom")
 def target_atom(slug: str, session: SessionDep, settings: SettingsDep) -> Response:
     try:
-        items = list_target_items(session, slug, limit=FEED_ITEMS)
+        items = target_items(session, slug, limit=FEED_ITEMS)
         target = get_target_by_slug(session, slug)
     except NotFound:
         raise PageError(404, "No such target", "There is no target at this address.") \

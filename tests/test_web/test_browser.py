@@ -174,6 +174,11 @@ def test_subscribe_confirm_manage_and_unsubscribe(
         page.goto(service.base + "/")
         walk.shot("1-subscribe")
         page.get_by_label("Email address").fill(email)
+        # The catalogue is searched, as a reader who knows a drug's name would.
+        page.locator("#q").fill("zongertinib")
+        page.get_by_role("button", name="Search").click()
+        walk.shot("1-search")
+        assert page.get_by_label("Email address").input_value() == email
         page.get_by_role("checkbox", name="HER2 (ERBB2) exon 20").check()
         page.get_by_label("Daily", exact=True).check()
         page.get_by_label("Send a digest even when there is nothing new").check()
@@ -217,3 +222,60 @@ def test_subscribe_confirm_manage_and_unsubscribe(
     finally:
         context.close()
     assert walk.problems == []
+
+
+def _seed_target_history(service: Service) -> None:
+    """Trials of zongertinib, a publication and a news item over the last weeks, with
+    markup in every upstream string, straight into the service's database."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from db.clock import utc_now
+    from db.models import Target
+    from db.session import make_engine, make_sessionmaker, transaction
+    from tests.test_digests.factories import Factory
+
+    engine = make_engine(service.env["ALERTS_DATABASE_URL"])
+    evil = '<img src=x onerror=alert(1)> & "quotes"'
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            make = Factory(session)
+            target = session.scalars(select(Target).where(Target.slug == "her2-exon20")).one()
+            now = utc_now()
+            for n, (phases, status) in enumerate([(["PHASE1", "PHASE2"], "RECRUITING"),
+                                                  (["PHASE3"], "NOT_YET_RECRUITING")]):
+                trial = make.item("trial", external_id=f"NCT9100000{n}",
+                                  title=f"Zongertinib trial {n} {evil}",
+                                  published_at=now - timedelta(weeks=3 * n + 1),
+                                  data={"phases": phases, "overall_status": status,
+                                        "interventions": ["BI 1810631", evil]})
+                make.event(trial, target, at=now - timedelta(weeks=n))
+            for kind in ("publication", "news"):
+                make.event(make.item(kind, title=f"{kind} {evil}", published_at=now), target,
+                           at=now)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_a_targets_page_renders_without_errors(
+    service: Service, browser: Browser, shots: Path, viewport: str
+) -> None:
+    if viewport == "phone":
+        _seed_target_history(service)
+    context = browser.new_context(viewport=VIEWPORTS[viewport])  # type: ignore[arg-type]
+    walk = Walk(context.new_page(), f"target-{viewport}", shots)
+    walk.listen()
+    try:
+        walk.page.goto(service.base + "/targets/her2-exon20")
+        assert walk.heading() == "HER2 (ERBB2) exon 20"
+        walk.page.locator("svg.chart").wait_for()
+        assert walk.page.locator("table.pipeline th", has_text="zongertinib").count() == 1
+        walk.shot("1-page")
+        walk.page.get_by_text("The numbers per week").click()
+        walk.page.get_by_role("link", name="name").click()  # sort the pipeline by name
+        walk.shot("2-sorted")
+    finally:
+        context.close()
+    assert not walk.problems, walk.problems

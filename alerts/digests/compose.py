@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from alerts.matching.spans import merge_spans
 from alerts.sources.trial_fields import TRACKED_FIELD_LABELS, format_tracked_value
 
 
@@ -212,13 +213,7 @@ def _clean_spans(text: str, highlights: Sequence[Sequence[int]]) -> list[tuple[i
         start, end = int(span[0]), int(span[1])
         if 0 <= start < end <= len(text):
             spans.append((start, end))
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
+    return merge_spans(spans)
 
 
 def _window(text: str, spans: Sequence[tuple[int, int]], max_chars: int) -> tuple[int, int]:

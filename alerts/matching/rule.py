@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
@@ -57,6 +57,7 @@ from alerts.matching.lexicon import (
     Lexicon,
     canonical,
 )
+from alerts.matching.spans import merge_spans
 
 if TYPE_CHECKING:
     from alerts.matching import Match, MatchInput
@@ -275,7 +276,7 @@ class Rule:
             terms=tuple(terms.values()),
             evidence=first.unit.text,
             field=first.unit.field,
-            highlights=tuple(_merged(first.spans)),
+            highlights=tuple(merge_spans(first.spans)),
         )
 
     @staticmethod
@@ -561,11 +562,3 @@ def _owner(unit: Unit, owners: Sequence[Mention], start: int, end: int) -> Menti
     return None
 
 
-def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged

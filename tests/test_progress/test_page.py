@@ -4,33 +4,20 @@ an Atom feed that feedparser reads back with stable entry ids."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import feedparser
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from alerts.app import create_app
-from alerts.config import Settings
 from db.clock import utc_now
 from db.models import Target
 from tests.test_digests.factories import Factory
 
 SLUG = "her2-exon20"
 EVIL = '<script>alert("x")</script> & "quotes"'
-
-
-@pytest.fixture
-def client(
-    settings: Settings, engine: Engine, session_factory: sessionmaker[Session]
-) -> Iterator[TestClient]:
-    app = create_app(settings, engine=engine, session_factory=session_factory)
-    with TestClient(app) as test_client:
-        yield test_client
 
 
 @pytest.fixture

@@ -336,10 +336,52 @@ class TargetSection:
     #: The oldest event of this digest for the alert (the "more" page starts there).
     since: datetime | None
     sources: tuple[SourceHealth, ...] = ()
+    #: Trials of the target that moved to a later phase in this digest.
+    phase_moves: tuple[PhaseMove, ...] = ()
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseMove:
+    """A trial of the target that moved to a later phase: the drugs it tests (as its
+    record names them), its phase before and after, and its NCT id."""
+
+    drugs: tuple[str, ...]
+    old: str
+    new: str
+    trial: str
+
+
+def phase_moves(
+    updates: Iterable[tuple[str, Sequence[str], Sequence[Mapping[str, Any]]]],
+) -> tuple[PhaseMove, ...]:
+    """The phase moves among trial updates given as (NCT id, interventions, changes):
+    a `phases` change to a later phase (a phase 1/2 trial becoming phase 2/3 is one;
+    a phase list that only shrinks is not)."""
+    from alerts.progress.pipeline import DrugNames, phase_label, phase_rank
+
+    names = DrugNames()
+    moves = []
+    for trial, interventions, changes in updates:
+        for change in changes:
+            if change.get("field") != "phases":
+                continue
+            old, new = (phase_rank(_phase_list(change.get(side))) for side in ("old", "new"))
+            if new > old:
+                named = {d.casefold(): d for i in reversed(interventions)
+                         for d in names.drugs_in(i)}  # one spelling each, the first
+                drugs = tuple(reversed(named.values()))
+                moves.append(PhaseMove(drugs, phase_label(old), phase_label(new), trial))
+    return tuple(moves)
+
+
+def _phase_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value or () if isinstance(v, str)] if isinstance(value, list) else []
 
 
 @dataclass(frozen=True, slots=True)

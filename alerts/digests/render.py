@@ -46,6 +46,7 @@ from alerts.digests.compose import (
     DigestView,
     ItemGroup,
     ItemView,
+    PhaseMove,
     Section,
     SourceHealth,
     TargetSection,
@@ -57,6 +58,7 @@ from alerts.digests.compose import (
     item_source_label,
     one_line,
     order_key,
+    phase_moves,
     subject_for,
 )
 from alerts.mail.base import POLICY, envelope_sender
@@ -157,17 +159,21 @@ def build_views(data: repo.DigestData, settings: Settings) -> tuple[list[DigestV
     # The groups of items, built and ordered once per distinct set of shown events and
     # shared by every digest of the chunk that shows that set (most subscribers of a
     # target see the same events).
-    groups_of: dict[str, tuple[ItemGroup, ...]] = {"": ()}
+    groups_of: dict[str, tuple[tuple[ItemGroup, ...], tuple[PhaseMove, ...]]] = {"": ((), ())}
 
-    def groups_for(event_ids: str) -> tuple[ItemGroup, ...]:
-        groups = groups_of.get(event_ids)
-        if groups is None:
+    def groups_for(event_ids: str) -> tuple[tuple[ItemGroup, ...], tuple[PhaseMove, ...]]:
+        built = groups_of.get(event_ids)
+        if built is None:
             events = sorted(
                 (data.events[e] for e in map(int, event_ids.split(",")) if e in data.events),
                 key=lambda e: order_key(e.section, e.sort_at, e.event_id),
             )
-            groups = groups_of[event_ids] = group_items(item_view(event) for event in events)
-        return groups
+            built = groups_of[event_ids] = (
+                group_items(item_view(event) for event in events),
+                phase_moves((e.external_id, e.interventions, e.changes)
+                            for e in events if e.event_kind == "updated"),
+            )
+        return built
 
     views: list[DigestView] = []
     nothing_left: list[int] = []
@@ -179,11 +185,13 @@ def build_views(data: repo.DigestData, settings: Settings) -> tuple[list[DigestV
         sections = []
         for row in rows:
             pair = (head.digest_id, row.alert_id)
+            groups, moves = groups_for(data.shown.get(pair, ""))
             sections.append(TargetSection(
                 alert_id=row.alert_id,
                 target_slug=row.target_slug,
                 target_name=row.target_name,
-                groups=groups_for(data.shown.get(pair, "")),
+                groups=groups,
+                phase_moves=moves,
                 counts=dict(counts.get(pair, {})),
                 hidden=hidden.get(pair, 0),
                 since=oldest.get(pair),
@@ -318,7 +326,7 @@ def _body_key(view: DigestView, settings: Settings) -> tuple[Any, ...]:
         view.local_slot.date(),
         settings.public_base,
         tuple(
-            (s.target_slug, s.target_name, s.groups,
+            (s.target_slug, s.target_name, s.groups, s.phase_moves,
              tuple(sorted(s.counts.items())), s.hidden, s.since, s.sources)
             for s in view.sections
         ),

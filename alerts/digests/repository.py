@@ -483,6 +483,8 @@ class EventRow:
     phases: list[str]
     overall_status: str | None
     lead_sponsor: str | None
+    #: ClinicalTrials.gov intervention names (a trial's drugs).
+    interventions: list[str]
 
     @property
     def section(self) -> Section:
@@ -505,6 +507,7 @@ def _event_columns() -> tuple[Any, ...]:
                       Item.data["journal"].as_string()),
         Item.data["pub_date"].as_string(), Item.data["phases"],
         Item.data["overall_status"].as_string(), Item.data["lead_sponsor"].as_string(),
+        Item.data["interventions"],
     )
 
 
@@ -522,7 +525,7 @@ def _events_select() -> Any:
 
 
 #: Positions of the list-valued columns of `_event_columns`, empty when NULL.
-_LIST_COLUMNS = (2, 13, 16, 17, 20)
+_LIST_COLUMNS = (2, 13, 16, 17, 20, 23)
 
 
 def _event_row(row: Any) -> EventRow:

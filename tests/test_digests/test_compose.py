@@ -115,3 +115,29 @@ def test_trial_changes_read_as_label_old_arrow_new() -> None:
         "Results posted: no -> yes",
         "Some new field: none -> x",
     ]
+
+
+@pytest.mark.parametrize("old, new, moved", [
+    (["PHASE1"], ["PHASE1", "PHASE2"], ("Phase 1", "Phase 1/2")),
+    (["PHASE2"], ["PHASE3"], ("Phase 2", "Phase 3")),
+    (["EARLY_PHASE1"], ["PHASE1"], ("Early phase 1", "Phase 1")),
+    (["NA"], ["PHASE2"], ("Not applicable", "Phase 2")),
+    (["PHASE2", "PHASE3"], ["PHASE2"], None),  # the list only shrank
+    (["PHASE2"], ["PHASE2"], None),
+    ("PHASE1", "PHASE2", ("Phase 1", "Phase 2")),  # a lone string read as a list
+    (None, ["PHASE1"], ("Not applicable", "Phase 1")),
+])
+def test_a_trial_moving_to_a_later_phase_is_a_phase_move(
+    old: object, new: object, moved: tuple[str, str] | None
+) -> None:
+    from alerts.digests.compose import phase_moves
+
+    changes = [{"field": "overall_status", "old": "RECRUITING", "new": "COMPLETED"},
+               {"field": "phases", "old": old, "new": new}]
+    moves = phase_moves([("NCT01", ["Zongertinib", "Placebo", "zongertinib"], changes)])
+    if moved is None:
+        assert moves == ()
+    else:
+        [move] = moves
+        assert (move.old, move.new, move.trial) == (*moved, "NCT01")
+        assert move.drugs == ("Zongertinib",)  # as the record first names it, once

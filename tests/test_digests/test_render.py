@@ -87,7 +87,7 @@ def sample_dataset(make: Factory) -> None:
         "trial", external_id="NCT05099172", published_at=d("2021-11-03T00:00:00Z"),
         title="Sevabertinib (BAY 2927088) in advanced NSCLC with HER2 mutations (SOHO-01)",
         data={"phases": ["PHASE1", "PHASE2"], "overall_status": "ACTIVE_NOT_RECRUITING",
-              "lead_sponsor": "Bayer"})
+              "lead_sponsor": "Bayer", "interventions": ["BAY 2927088", "Placebo"]})
     make.event(updated, her2, at=d("2026-05-01T06:10:00Z"), kind="updated",
                matched=["HER2", "exon 20 insertions", "BAY 2927088"],
                evidence=marked(

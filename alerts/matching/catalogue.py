@@ -9,7 +9,6 @@ compiled the first time an item names them.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,23 +70,25 @@ class CatalogueRule:
 
 
 def load_definitions(path: Path) -> dict[str, dict[str, Any]]:
-    """The target definitions of a catalogue file, by slug ({} when there is none).
-    Raises DefinitionError for a file that is not TOML or an entry without a slug."""
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
+    """The rule definitions of a catalogue file, by slug ({} when there is none), read
+    and validated as `alerts targets sync` reads it; DefinitionError listing every
+    problem of a bad file."""
+    from alerts.targets.catalogue import CatalogueError, load_catalogue
+
+    if not path.exists():
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise DefinitionError(f"{path}: {exc}") from None
-    definitions = {}
-    for number, entry in enumerate(data.get("targets", []), start=1):
-        slug = entry.get("slug") if isinstance(entry, dict) else None
-        if not isinstance(slug, str) or not slug:
-            raise DefinitionError(f"{path}: target {number} has no slug")
-        definitions[slug] = entry
-    return definitions
+    try:
+        catalogue = load_catalogue(path)
+    except CatalogueError as exc:
+        raise DefinitionError(str(exc)) from None
+    return {entry.slug: entry.rule_definition() for entry in catalogue.entries}
+
+
+def _shipped_catalogue() -> Path:
+    from alerts.targets.catalogue import CATALOGUE_PATH
+
+    return CATALOGUE_PATH
 
 
 #: The catalogue shipped with the product.
-CATALOGUE_FILE = Path(__file__).resolve().parent.parent / "targets" / "catalogue.toml"
+CATALOGUE_FILE = _shipped_catalogue()

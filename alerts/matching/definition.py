@@ -90,6 +90,13 @@ def read_definition(raw: Mapping[str, Any]) -> Definition:
     """The definition of a catalogue entry or of the older match-terms shape."""
     if not isinstance(raw, Mapping):
         raise DefinitionError("a target definition is a table of keys")
+    options = raw.get("rule")
+    if options is not None:
+        # The catalogue keeps rule options (status_terms, mutation_contexts) in the
+        # entry's [targets.rule] table; they read as the entry's own keys.
+        if not isinstance(options, Mapping):
+            raise DefinitionError("rule: expected a table of rule options")
+        raw = {**raw, **options}
     kind = raw.get("kind", "variant")
     if kind not in KINDS:
         raise DefinitionError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")

@@ -101,7 +101,7 @@ def test_the_shipped_catalogue_loads_and_compiles() -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("[[targets]]\nname = 'x'\n", "target 1 has no slug"),
+        ("[[targets]]\nname = 'x'\n", "slug: required key missing"),
         ("[[targets]\n", "Expected"),
     ],
 )

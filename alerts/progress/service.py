@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alerts.digests.compose import describe_changes
 from alerts.progress.pipeline import SORTS, Drug, DrugNames, Trial, build_pipeline
 from alerts.progress.timeline import Week, weekly_counts
-from alerts.sources.trial_fields import TRACKED_FIELD_LABELS, format_tracked_value
 from alerts.targets.service import get_target_by_slug
 from db.models import Item, ItemEvent, ItemTarget, Target
 
@@ -90,12 +90,8 @@ def _trials(session: Session, target_id: int) -> list[Trial]:
 def _describe(kind: str, changes: list[dict[str, Any]]) -> str:
     if kind == "new":
         return "new trial"
-    parts = [
-        f"{TRACKED_FIELD_LABELS.get(c.get('field', ''), c.get('field', ''))}: "
-        f"{format_tracked_value(c.get('old'))} -> {format_tracked_value(c.get('new'))}"
-        for c in changes
-    ]
-    return "; ".join(parts)
+    # Worded as a digest words a trial update.
+    return "; ".join(f"{c.label}: {c.old} -> {c.new}" for c in describe_changes(changes))
 
 
 def _happenings(session: Session, target_id: int, since: datetime) -> Iterator[

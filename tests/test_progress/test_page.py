@@ -44,6 +44,10 @@ def seeded(session: Session) -> Target:
                          data={"phases": phases, "overall_status": status,
                                "interventions": interventions})
         make.event(item, target, at=last_week)
+        if nct == "NCT90000001":
+            make.event(item, target, at=last_week + timedelta(hours=1), kind="updated",
+                       changes=[{"field": "phases", "old": ["PHASE1"],
+                                 "new": ["PHASE1", "PHASE2"]}])
     make.event(make.item("trial", external_id="NCT90000001x"), target, at=now, kind="updated",
                changes=[{"field": "overall_status", "old": "NOT_YET_RECRUITING",
                          "new": "RECRUITING"}])
@@ -65,6 +69,8 @@ def test_progress_api_gives_the_pipeline_and_weekly_counts(
     assert drugs["zongertinib"]["highest_phase"] == "Phase 3"
     assert drugs["zongertinib"]["target_drug"] is True
     assert drugs["zongertinib"]["recruiting"] == 2 and drugs["zongertinib"]["trials"] == 2
+    # Its newest change, worded as a digest words a trial update.
+    assert drugs["zongertinib"]["newest_change"] == "NCT90000001: Phases: PHASE1 -> PHASE1, PHASE2"
     assert drugs["sevabertinib"]["highest_phase"] == "Not applicable"
     assert drugs["sevabertinib"]["withdrawn"] == 1
     assert drugs["Docetaxel"]["target_drug"] is False

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -115,6 +116,10 @@ class PageRoute(APIRoute):
                                   "the form again.")
             except PageError as exc:
                 return error_page(exc.status_code, exc.title, exc.message)
+            except RequestValidationError:
+                return error_page(422, "This address is damaged", "A part of the link or "
+                                  "form is missing or not what the page expects; start "
+                                  "again from the link in your mail or the home page.")
             except TooManyRequests as exc:
                 headers = exc.headers or {}
                 page = error_page(429, "Please wait a little", f"There were {exc.detail}. "

@@ -106,7 +106,9 @@ def test_a_bad_link_is_a_clear_page(
 def test_a_bad_event_is_refused(harness: Harness, event: str) -> None:
     subscriber_id, _item_id, _event_id = _reader_and_item(harness)
     link = relative(feedback_url(harness.settings, subscriber_id)) + f"&event={event}"
-    assert harness.client.post(link).status_code == 422
+    response = harness.client.post(link)
+    assert response.status_code == 422
+    assert "This address is damaged" in response.text  # a page, not JSON
     assert _labels(harness) == []
 
 

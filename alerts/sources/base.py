@@ -7,11 +7,12 @@ so the same adapter serves the poller, backfill and API previews.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 
 class SourceName(StrEnum):
@@ -124,15 +125,30 @@ KnownIds = Callable[[Sequence[str]], Collection[str]]
 Progress = Callable[[str, int, int | None], None]
 
 
-class Source(Protocol):
+@dataclass(frozen=True)
+class PollRequest:
+    """One poll's arguments, as `Source.poll` takes them, for the adapter's `_poll`."""
+
+    target: TargetQuery
+    cursor: Mapping[str, Any]
+    now: datetime
+    since: datetime
+    known_ids: KnownIds | None = None
+    progress: Progress | None = None
+
+
+class Source(ABC):
     """A source adapter. `poll` raises SourceError or RetryLater; it never partially
-    succeeds silently: what it returns is complete up to the returned cursor."""
+    succeeds silently: what it returns is complete up to the returned cursor.
+
+    Adapters subclass this and implement `_poll`, so the signature every caller relies
+    on is written once, here."""
 
     name: ClassVar[SourceName]
 
+    @abstractmethod
     def is_configured_for(self, target: TargetQuery) -> bool:
         """False when the target has no query for this source (nothing to poll)."""
-        ...
 
     async def poll(
         self,
@@ -146,4 +162,8 @@ class Source(Protocol):
     ) -> PollResult:
         """Fetch what is new: since `cursor` when it holds a resume point, else since
         `since` (the first poll's look-back, or a backfill's start date)."""
-        ...
+        return await self._poll(PollRequest(target, cursor, now, since, known_ids, progress))
+
+    @abstractmethod
+    async def _poll(self, request: PollRequest) -> PollResult:
+        """`poll`, with its arguments in one value."""

@@ -37,10 +37,11 @@ from alerts.config import Settings
 from alerts.sources.base import (
     FetchedItem,
     ItemKind,
-    KnownIds,
+    PollRequest,
     PollResult,
     Progress,
     RetryLater,
+    Source,
     SourceError,
     SourceName,
     TargetQuery,
@@ -83,7 +84,7 @@ STUDY_FIELDS: tuple[str, ...] = (
     "LocationCountry",
 )
 
-class ClinicalTrialsSource:
+class ClinicalTrialsSource(Source):
     """The ClinicalTrials.gov adapter; see the module docstring for the protocol."""
 
     name: ClassVar[SourceName] = SourceName.ctgov
@@ -105,16 +106,8 @@ class ClinicalTrialsSource:
         return bool(_searches(target))
 
     @counts_requests
-    async def poll(
-        self,
-        target: TargetQuery,
-        cursor: Mapping[str, Any],
-        *,
-        now: datetime,
-        since: datetime,
-        known_ids: KnownIds | None = None,
-        progress: Progress | None = None,
-    ) -> PollResult:
+    async def _poll(self, request: PollRequest) -> PollResult:
+        target, cursor = request.target, request.cursor
         data_timestamp = await self._data_timestamp()
         if (
             data_timestamp is not None
@@ -128,10 +121,10 @@ class ClinicalTrialsSource:
                     skipped=True,
             )
 
-        start = _window_start(cursor, since)
+        start = _window_start(cursor, request.since)
         studies: dict[str, FetchedItem] = {}
         warnings: list[str] = []
-        counter = _ProgressCounter(progress)
+        counter = _ProgressCounter(request.progress)
         for parameter, query in _searches(target):
             async for page in self._search(parameter, query, start, counter):
                 for raw in page:
@@ -144,7 +137,7 @@ class ClinicalTrialsSource:
         return PollResult(
             items=list(studies.values()),
             cursor={
-                "window_start": _utc(now).date().isoformat(),
+                "window_start": _utc(request.now).date().isoformat(),
                 "data_timestamp": data_timestamp,
             },
             warnings=warnings,

@@ -35,9 +35,10 @@ from alerts.sources.base import (
     FetchedItem,
     ItemKind,
     KnownIds,
+    PollRequest,
     PollResult,
-    Progress,
     RetryLater,
+    Source,
     SourceError,
     SourceName,
     TargetQuery,
@@ -81,7 +82,7 @@ _MONTHS = {
 _MEDLINE_DATE = re.compile(r"(\d{4})(?:\s+([A-Za-z]+)(?:\s+(\d{1,2})\b)?)?")
 
 
-class PubMedSource:
+class PubMedSource(Source):
     """The PubMed adapter (see the module docstring for the polling contract)."""
 
     name: ClassVar[SourceName] = SourceName.pubmed
@@ -120,24 +121,16 @@ class PubMedSource:
         return bool(target.pubmed_query and target.pubmed_query.strip())
 
     @counts_requests
-    async def poll(
-        self,
-        target: TargetQuery,
-        cursor: Mapping[str, Any],
-        *,
-        now: datetime,
-        since: datetime,
-        known_ids: KnownIds | None = None,
-        progress: Progress | None = None,
-    ) -> PollResult:
+    async def _poll(self, request: PollRequest) -> PollResult:
+        target, cursor = request.target, request.cursor
         term = (target.pubmed_query or "").strip()
         if not term:
             raise SourceError(f"pubmed: target {target.slug!r} has no PubMed query")
         warnings: list[str] = []
-        start, end = search_window(cursor, now=now, since=since, warnings=warnings)
+        start, end = search_window(cursor, now=request.now, since=request.since, warnings=warnings)
 
         ids = list(dict.fromkeys(await self._search(term, start, end, warnings)))
-        wanted = _unknown(ids, known_ids)
+        wanted = _unknown(ids, request.known_ids)
         items: list[FetchedItem] = []
         missing: list[str] = []
         for offset in range(0, len(wanted), self.batch_size):
@@ -146,8 +139,8 @@ class PubMedSource:
             items.extend(fetched)
             returned = {item.external_id for item in fetched}
             missing.extend(pmid for pmid in batch if pmid not in returned)
-            if progress is not None:
-                progress(EFETCH, offset + len(batch), len(wanted))
+            if request.progress is not None:
+                request.progress(EFETCH, offset + len(batch), len(wanted))
 
         return PollResult(
             items=items,

@@ -33,12 +33,11 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -49,10 +48,10 @@ from alerts.sources.base import (
     FeedRef,
     FeedStatus,
     FetchedItem,
-    KnownIds,
+    PollRequest,
     PollResult,
-    Progress,
     RetryLater,
+    Source,
     SourceError,
     SourceName,
     TargetQuery,
@@ -189,7 +188,7 @@ class _Slots:
             yield
 
 
-class FeedSource:
+class FeedSource(Source):
     """RSS/Atom feeds of a target, fetched `concurrency` at a time (at most
     `per_host_concurrency` per host). Parsing runs in `executor` (default: the shared
     process pool); bodies up to `inline_max_bytes` are parsed on the event loop. A feed
@@ -238,16 +237,7 @@ class FeedSource:
     def is_configured_for(self, target: TargetQuery) -> bool:
         return bool(target.feeds)
 
-    async def poll(
-        self,
-        target: TargetQuery,
-        cursor: Mapping[str, Any],
-        *,
-        now: datetime,
-        since: datetime,
-        known_ids: KnownIds | None = None,
-        progress: Progress | None = None,
-    ) -> PollResult:
+    async def _poll(self, request: PollRequest) -> PollResult:
         """Fetch every feed of the target. Returns all entries (the ingest matches and
         deduplicates them) and one FeedOutcome per feed, in the target's feed order.
 
@@ -255,7 +245,7 @@ class FeedSource:
         when every feed failed for good. Feeds carry their own state (FeedRef), so the
         cursor stays empty.
         """
-        feeds = list(target.feeds)
+        feeds, progress = list(request.target.feeds), request.progress
         slots = _Slots(self._concurrency, self._per_host_concurrency)
         done = 0
 

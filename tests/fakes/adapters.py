@@ -26,9 +26,9 @@ from alerts.sources import registry
 from alerts.sources.base import (
     FetchedItem,
     ItemKind,
-    KnownIds,
+    PollRequest,
     PollResult,
-    Progress,
+    Source,
     SourceName,
     TargetQuery,
 )
@@ -46,25 +46,17 @@ class PollCall:
     known: frozenset[str]  # which of the step's item ids `known_ids` said are stored
 
 
-class FakeSource:
+class FakeSource(Source):
     def __init__(self, name: SourceName, script: Mapping[str, Sequence[Step]]) -> None:
-        self.name = name
+        self.name = name  # type: ignore[misc]  # one class for every source
         self.script = {slug: list(steps) for slug, steps in script.items()}
         self.calls: list[PollCall] = []
 
     def is_configured_for(self, target: TargetQuery) -> bool:
         return target.slug in self.script
 
-    async def poll(
-        self,
-        target: TargetQuery,
-        cursor: Mapping[str, Any],
-        *,
-        now: datetime,
-        since: datetime,
-        known_ids: KnownIds | None = None,
-        progress: Progress | None = None,
-    ) -> PollResult:
+    async def _poll(self, request: PollRequest) -> PollResult:
+        target, cursor, known_ids = request.target, request.cursor, request.known_ids
         steps = self.script[target.slug]
         step = steps.pop(0) if len(steps) > 1 else steps[0]
         if callable(step) and not isinstance(step, BaseException):
@@ -74,11 +66,11 @@ class FakeSource:
         ids = [i.external_id for i in step.items] if isinstance(step, PollResult) else []
         known = frozenset(known_ids(ids)) if known_ids is not None and ids else frozenset()
         self.calls.append(
-            PollCall(target.slug, dict(cursor), now, since,
+            PollCall(target.slug, dict(cursor), request.now, request.since,
                      tuple(f.feed_id for f in target.feeds), known)
         )
-        if progress is not None:
-            progress(f"{self.name} items", len(ids), len(ids))
+        if request.progress is not None:
+            request.progress(f"{self.name} items", len(ids), len(ids))
         if isinstance(step, BaseException):
             raise step
         return step

@@ -6,46 +6,35 @@ is fetching the other feeds. Everything here is a plain function of its argument
 it returns plain picklable data (`ParsedFeed` of `FetchedItem`s), never feedparser
 objects.
 
+Two readers, one result. Well-formed UTF-8 RSS 2.0 and Atom 1.0 bodies, most feeds, are
+read by our own `feedxml` (the standard library's XML parser, a fraction of feedparser's
+cost); every other body (RSS 0.9x and 1.0, Atom 0.3, other encodings, anything `feedxml`
+declines) by feedparser's public `parse`. Both give entries keyed as feedparser documents
+them, and `_item` turns either into the same FetchedItem: an item must get the same id,
+title, link, summary and date whichever reader read it.
+
 feedparser is always handed bytes (it never fetches a URL itself), with its HTML
 sanitiser and relative-URI rewriting off: we reduce titles and summaries to plain text
 here and the templates escape on output, so sanitising would only halve the parse rate.
-
-Most feeds are well-formed RSS 2.0 or Atom 1.0 using a handful of elements, and for
-those feedparser's general machinery is most of the cost of a poll. `_fast_extract`
-reads them with the standard library's XML parser and reproduces, element by element,
-what feedparser stores for the keys we read (the same whitespace stripping, URI
-joining, cp1252 and double-encoding repairs, first-non-empty title, guid-as-link and
-author rules, and feedparser's own date parser). Whenever a body holds anything it does
-not reproduce exactly (another format or version, a DOCTYPE, an encoding other than
-UTF-8, xml:base, markup or unknown elements where values are read, duplicates whose
-outcome depends on feedparser's parser state), it declines and feedparser parses the
-body: an item must get the same id, title, link, summary and date whichever path read
-it, or a feed would yield duplicates when it moves from one path to the other.
 """
 
 from __future__ import annotations
 
 import calendar
-import contextlib
 import hashlib
 import html
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
-from xml.etree import ElementTree
 
 import feedparser
-from feedparser.datetimes import _parse_date
-from feedparser.html import _cp1252
-from feedparser.mixin import _FeedParserMixin
-from feedparser.urls import _urljoin
-from feedparser.util import FeedParserDict
 
 from alerts.sources.base import FetchedItem, ItemKind, SourceName
+from alerts.sources.feedxml import Extracted, extract
 from alerts.sources.urls import item_link, without_credentials
 
 #: Bodies above this size are refused before parsing (feeds are rarely above 1 MB).
@@ -120,7 +109,7 @@ def _parse_feed(body: bytes, feed_url: str, base_url: str | None, *, fast: bool)
         raise FeedParseError("empty body")
     if any(m in body for m in _DOCTYPE) and any(m in body for m in _ENTITY):
         raise FeedParseError("refused: the body declares XML entities (entity-expansion risk)")
-    extracted = _fast_extract(body) if fast else None
+    extracted = extract(body) if fast else None
     if extracted is None:
         extracted = _feedparser_extract(body)
     feed, entries, bozo = extracted
@@ -140,11 +129,7 @@ def _parse_feed(body: bytes, feed_url: str, base_url: str | None, *, fast: bool)
     return ParsedFeed(title=feed_title, link=feed_link, items=items, warning=warning)
 
 
-#: (feed-level values, entries, the error a body was parsed despite): what `_item` reads.
-_Extracted = tuple[Mapping[str, Any], Sequence[Mapping[str, Any]], BaseException | None]
-
-
-def _feedparser_extract(body: bytes) -> _Extracted:
+def _feedparser_extract(body: bytes) -> Extracted:
     # No response_headers: relative links are joined to `base` later, only where used.
     parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
     entries = parsed.entries
@@ -177,8 +162,13 @@ def entry_external_id(entry: Mapping[str, Any], feed_url: str, base_url: str | N
         # stored link has %20), so entries stored before links were checked keep theirs.
         identity = without_credentials(urljoin(base, str(entry["link"]).strip()))
     else:
+        # Without an `updated` date an entry's `published` stands in for it, as it did
+        # when feedparser's results answered `updated` with `published`: the hashes of
+        # stored items stay what they were.
+        updated = entry["updated"] if "updated" in entry else entry.get("published")
         content = "\x1f".join(
-            str(entry.get(key) or "") for key in ("title", "summary", "published", "updated")
+            str(value or "")
+            for value in (entry.get("title"), entry.get("summary"), entry.get("published"), updated)
         )
         return "sha256:" + hashlib.sha256(content.encode("utf-8")).hexdigest()
     if len(identity) > EXTERNAL_ID_MAX_CHARS:
@@ -247,9 +237,14 @@ def _untitled(summary: str) -> str:
 
 
 def _timestamp(entry: Mapping[str, Any]) -> datetime | None:
-    """published, else updated, as aware UTC (feedparser normalises the struct to UTC)."""
+    """published, else updated, else created, as aware UTC (both readers give the struct
+    in UTC)."""
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
+        # `in` first: feedparser's results would answer a missing `updated_parsed` with
+        # `published_parsed`, a fallback it deprecates.
+        if key not in entry:
+            continue
+        value = entry[key]
         if isinstance(value, time.struct_time):
             try:
                 return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
@@ -279,338 +274,3 @@ def _doi(entry: Mapping[str, Any]) -> str | None:
 def _one_line(exc: object) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:199] + "…"
-
-
-# --- the fast path: well-formed RSS 2.0 and Atom 1.0 ------------------------------------
-
-
-class _Decline(Exception):
-    """The body holds something the fast path does not reproduce exactly."""
-
-
-_ATOM = "{http://www.w3.org/2005/Atom}"
-_DC = "{http://purl.org/dc/elements/1.1/}"
-_CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
-_XML_DECLARATION = re.compile(rb"^(?:\xef\xbb\xbf)?<\?xml\b[^>]*?\bencoding\s*=\s*[\"']([^\"']*)")
-_ANY_DOCTYPE = re.compile(rb"<!doctype", re.IGNORECASE)
-_UTF8_NAMES = frozenset({"utf-8", "utf8"})
-#: Children of an RSS item / Atom entry whose value feedparser keeps but we do not read;
-#: they are accepted only without child elements.
-_RSS_IGNORED = frozenset(
-    {"category", "comments", "enclosure", _DC + "source", _DC + "subject", _DC + "rights"}
-)
-_ATOM_IGNORED = frozenset({_ATOM + "category", _ATOM + "rights"})
-_RSS_CHANNEL_IGNORED = frozenset(
-    {
-        "description",
-        "language",
-        "copyright",
-        "managingEditor",
-        "webMaster",
-        "pubDate",
-        "lastBuildDate",
-        "category",
-        "generator",
-        "docs",
-        "cloud",
-        "ttl",
-        "rating",
-        "skipHours",
-        "skipDays",
-    }
-)
-_RSS_CHANNEL_BOXES = frozenset({"image", "textInput"})
-_RSS_BOX_CHILDREN = frozenset({"title", "url", "link", "width", "height", "description", "name"})
-_ATOM_FEED_IGNORED = frozenset(
-    _ATOM + name
-    for name in ("updated", "subtitle", "generator", "icon", "logo", "rights", "category")
-)
-_ATOM_PERSON_CHILDREN = {_ATOM + "name": "name", _ATOM + "email": "email", _ATOM + "uri": "href"}
-_TEXT_TYPES = frozenset({"text/plain", "text/html"})
-_map_content_type = _FeedParserMixin.map_content_type
-
-
-class _Context:
-    """Lends feedparser's author bookkeeping (`_save_author`, `_sync_author_detail`) the
-    entry or feed being built, so author and authors come out exactly as feedparser's."""
-
-    _save_author = _FeedParserMixin._save_author
-    _sync_author_detail = _FeedParserMixin._sync_author_detail
-
-    def __init__(self, context: FeedParserDict) -> None:
-        self.context = context
-
-    def _get_context(self) -> FeedParserDict:
-        return self.context
-
-
-def _fast_extract(body: bytes) -> _Extracted | None:
-    """What feedparser would extract from a well-formed RSS 2.0 or Atom 1.0 body, or None
-    when the body must go to feedparser."""
-    declared = _XML_DECLARATION.match(body)
-    if declared is not None and declared.group(1).decode("ascii", "replace").lower() not in (
-        _UTF8_NAMES
-    ):
-        return None
-    # UTF-16/32 (BOM or not) and DOCTYPEs of any kind go to feedparser.
-    if body[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in body[:4] or _ANY_DOCTYPE.search(body):
-        return None
-    try:
-        root = ElementTree.fromstring(body)
-        if root.tag == "rss":
-            return _rss(root)
-        if root.tag == _ATOM + "feed":
-            return _atom(root)
-    except (ElementTree.ParseError, _Decline):
-        return None
-    return None
-
-
-def _rss(root: ElementTree.Element) -> _Extracted:
-    _check_attributes(root)
-    if root.get("version") != "2.0" or len(root) != 1 or root[0].tag != "channel":
-        raise _Decline
-    channel = root[0]
-    _check_attributes(channel)
-    feed = FeedParserDict()
-    entries: list[FeedParserDict] = []
-    titles = 0
-    for child in channel:
-        tag = child.tag
-        _check_attributes(child)
-        if tag == "item":
-            entries.append(_rss_entry(child))
-        elif entries and tag in ("title", "link", _ATOM + "link"):
-            raise _Decline  # feedparser's title state after items: not worth reproducing
-        elif tag == "title":
-            titles += 1
-            feed["title"] = _text(child)
-        elif tag in ("link", _ATOM + "link"):
-            _link(feed, child, in_entry=False)
-        elif tag in _RSS_CHANNEL_BOXES:
-            for grandchild in child:
-                if grandchild.tag not in _RSS_BOX_CHILDREN or len(grandchild):
-                    raise _Decline
-        elif tag not in _RSS_CHANNEL_IGNORED or len(child):
-            raise _Decline
-    if titles > 1:
-        raise _Decline
-    return feed, entries, None
-
-
-def _rss_entry(item: ElementTree.Element) -> FeedParserDict:
-    entry = FeedParserDict()
-    title_seen = False
-    has_content = False
-    for child in item:
-        tag = child.tag
-        _check_attributes(child)
-        if tag in ("title", _DC + "title"):
-            title_seen = _title(entry, child, title_seen)
-        elif tag in ("link", _ATOM + "link"):
-            _link(entry, child, in_entry=True)
-        elif tag == "guid":
-            permalink = [v for k, v in child.attrib.items() if k.lower() == "ispermalink"]
-            if len(permalink) > 1:
-                raise _Decline
-            _guid(entry, child, is_link=(permalink or ["true"])[0] == "true")
-        elif tag == "description":
-            if "summary" in entry and not has_content:
-                raise _Decline  # feedparser would take it for content
-            entry["summary"] = _text(child)
-        elif tag == _CONTENT_ENCODED:
-            has_content = True
-            value = _text(child)
-            entry.setdefault("content", []).append(FeedParserDict(type="text/html", value=value))
-            entry.setdefault("summary", value)
-        elif tag == "pubDate":
-            _date(entry, child, "published")
-        elif tag == _DC + "date":
-            _date(entry, child, "updated")
-        elif tag in ("author", _DC + "creator"):
-            _text_author(entry, child)
-        elif tag == _DC + "identifier":
-            entry["dc_identifier"] = _text(child)
-        elif tag not in _RSS_IGNORED or len(child):
-            raise _Decline
-    return entry
-
-
-def _atom(root: ElementTree.Element) -> _Extracted:
-    _check_attributes(root)
-    feed = FeedParserDict()
-    entries: list[FeedParserDict] = []
-    titles = 0
-    for child in root:
-        tag = child.tag
-        _check_attributes(child)
-        if tag == _ATOM + "entry":
-            entries.append(_atom_entry(child))
-        elif entries and tag in (_ATOM + "title", _ATOM + "link", _ATOM + "id"):
-            raise _Decline
-        elif tag == _ATOM + "title":
-            titles += 1
-            _check_text_type(child)
-            feed["title"] = _text(child)
-        elif tag == _ATOM + "link":
-            _link(feed, child, in_entry=False)
-        elif tag == _ATOM + "id":
-            _guid(feed, child, is_link=True)
-        elif tag in (_ATOM + "author", _ATOM + "contributor"):
-            for grandchild in child:
-                if grandchild.tag not in _ATOM_PERSON_CHILDREN or len(grandchild):
-                    raise _Decline
-        elif tag not in _ATOM_FEED_IGNORED or len(child):
-            raise _Decline
-    if titles > 1:
-        raise _Decline
-    return feed, entries, None
-
-
-def _atom_entry(element: ElementTree.Element) -> FeedParserDict:
-    entry = FeedParserDict()
-    title_seen = False
-    has_content = False
-    for child in element:
-        tag = child.tag
-        _check_attributes(child)
-        if tag == _ATOM + "title":
-            _check_text_type(child)
-            title_seen = _title(entry, child, title_seen)
-        elif tag == _ATOM + "link":
-            _link(entry, child, in_entry=True)
-        elif tag == _ATOM + "id":
-            _guid(entry, child, is_link=True)
-        elif tag == _ATOM + "summary":
-            if "summary" in entry and not has_content:
-                raise _Decline  # feedparser would take it for content
-            _check_text_type(child)
-            entry["summary"] = _text(child)
-        elif tag == _ATOM + "content":
-            if set(child.attrib) - {"type"}:
-                raise _Decline  # src=, mode=
-            content_type = _check_text_type(child)
-            has_content = True
-            value = _text(child)
-            entry.setdefault("content", []).append(FeedParserDict(type=content_type, value=value))
-            entry.setdefault("summary", value)
-        elif tag == _ATOM + "published":
-            _date(entry, child, "published")
-        elif tag == _ATOM + "updated":
-            _date(entry, child, "updated")
-        elif tag == _ATOM + "author":
-            _atom_author(entry, child)
-        elif tag not in _ATOM_IGNORED or len(child):
-            raise _Decline
-    return entry
-
-
-def _check_attributes(element: ElementTree.Element) -> None:
-    """xml:base (or a bare `base`, which feedparser honours too) changes how feedparser
-    resolves ids and links: not reproduced."""
-    for name in element.attrib:
-        if name.rpartition("}")[2].lower() == "base":
-            raise _Decline
-
-
-def _check_text_type(element: ElementTree.Element) -> str:
-    """The Atom text type, when feedparser keeps the text as it is (not XHTML, not
-    base64); raises _Decline otherwise."""
-    content_type = _map_content_type(element.get("type", "text/plain"))
-    if content_type not in _TEXT_TYPES:
-        raise _Decline
-    return content_type
-
-
-def _raw_text(element: ElementTree.Element) -> str:
-    """The element's text as feedparser's `pop` has it before its repairs: markup inside
-    (which feedparser would serialise) is not reproduced."""
-    if len(element):
-        raise _Decline
-    return (element.text or "").strip()
-
-
-def _repair(value: str) -> str:
-    """feedparser's last steps for text: UTF-8 read as Latin-1 is re-decoded, and C1
-    controls become the cp1252 characters they were meant as."""
-    if value.isascii():
-        return value
-    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
-        value = value.encode("iso-8859-1").decode("utf-8")
-    return value.translate(_cp1252)
-
-
-def _text(element: ElementTree.Element) -> str:
-    return _repair(_raw_text(element))
-
-
-def _title(context: FeedParserDict, element: ElementTree.Element, seen: bool) -> bool:
-    """The first non-empty title wins (feedparser ignores later ones at the same depth);
-    returns whether one was seen."""
-    value = _text(element)
-    if not seen:
-        context["title"] = value
-    return seen or bool(value)
-
-
-def _link(context: FeedParserDict, element: ElementTree.Element, *, in_entry: bool) -> None:
-    attributes = {name.lower(): value for name, value in element.attrib.items()}
-    if len(attributes) != len(element.attrib) or "url" in attributes or "uri" in attributes:
-        raise _Decline
-    if "href" not in attributes:  # RSS: the link is the text
-        value = _raw_text(element)
-        if value:
-            value = _urljoin("", value)
-        value = _repair(value)
-        if in_entry:
-            value = value.replace("&amp;", "&")
-        context["link"] = re.sub("&([A-Za-z0-9_]+);", r"&\g<1>", value)
-        return
-    if len(element) or (element.text or "").strip() or not attributes["href"]:
-        raise _Decline
-    rel = attributes.get("rel", "alternate").lower()
-    default_type = "application/atom+xml" if rel == "self" else "text/html"
-    content_type = _map_content_type(attributes.get("type", default_type))
-    if rel == "alternate" and content_type in _FeedParserMixin.html_types:
-        context["link"] = _urljoin("", attributes["href"])
-
-
-def _guid(context: FeedParserDict, element: ElementTree.Element, *, is_link: bool) -> None:
-    value = _raw_text(element)
-    if value and is_link:
-        value = _urljoin("", value)
-    value = _repair(value)
-    context["id"] = value
-    context.setdefault("guidislink", is_link and "link" not in context)
-    if is_link:
-        context.setdefault("link", value)
-
-
-def _date(entry: FeedParserDict, element: ElementTree.Element, key: str) -> None:
-    value = _text(element)
-    entry[key] = value
-    entry[f"{key}_parsed"] = _parse_date(value)
-
-
-def _text_author(entry: FeedParserDict, element: ElementTree.Element) -> None:
-    """RSS <author> / <dc:creator>: "mail@example.org (Name)" split as feedparser does."""
-    entry.setdefault("authors", []).append(FeedParserDict())
-    entry["author"] = _text(element)
-    _Context(entry)._sync_author_detail()
-
-
-def _atom_author(entry: FeedParserDict, element: ElementTree.Element) -> None:
-    entry.setdefault("authors", []).append(FeedParserDict())
-    context = _Context(entry)
-    own_text = [element.text or ""]
-    for child in element:
-        key = _ATOM_PERSON_CHILDREN.get(child.tag)
-        if key is None or child.attrib or len(child):
-            raise _Decline
-        value = (child.text or "").strip()
-        if key == "href" and value:
-            value = _repair(_urljoin("", value))
-        context._save_author(key, value)
-        own_text.append(child.tail or "")
-    entry["author"] = _repair("".join(own_text).strip())
-    context._sync_author_detail()

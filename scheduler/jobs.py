@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.digests.service import send_due
 from alerts.mail.base import Mailer
+from alerts.mail.outbox import flush_outbox
 from alerts.ops.heartbeat import forget_heartbeat, record_heartbeat
 from alerts.polling.schemas import HELD, NO_FEEDS, NOT_CONFIGURED, NOT_DUE
 from alerts.polling.service import poll
-from alerts.subscriptions.outbox import flush_outbox
 from db.clock import utc_now
 from db.session import transaction
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from alerts.config import Settings
 from alerts.errors import Conflict, NotFound, Unprocessable
+from alerts.mail.outbox import queue_mail
 from alerts.pagination import decode_cursor, encode_cursor
 from alerts.subscriptions import repository
 from alerts.subscriptions.auth import Caller, hash_token
@@ -38,7 +39,6 @@ from alerts.subscriptions.mails import (
     confirmation_message,
     token_message,
 )
-from alerts.subscriptions.outbox import queue_mail
 from alerts.subscriptions.schemas import (
     LIVE_STATUSES,
     AlertCreate,

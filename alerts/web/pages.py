@@ -27,9 +27,9 @@ from starlette.datastructures import FormData, QueryParams
 from alerts.config import Settings
 from alerts.deps import SessionDep, SettingsDep, TargetIndexDep
 from alerts.errors import AlertsError, TooManyRequests
+from alerts.mail.outbox import MailingSessionDep
 from alerts.pagination import MAX_ID
 from alerts.subscriptions import repository, service
-from alerts.subscriptions.outbox import MailingSessionDep
 from alerts.subscriptions.schemas import (
     AlertStatus,
     AlertUpdate,

@@ -7,9 +7,7 @@ It builds Settings, the engine and the services for each command. It alone may i
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -27,6 +25,7 @@ from alerts.errors import AlertsError
 from alerts.ops.logging import configure_logging
 from alerts.polling.schemas import UNCHANGED, SourceReport
 from alerts.sources.base import SourceName
+from db.leases import new_owner
 from db.migrate import is_current, upgrade
 from db.session import make_engine, make_sessionmaker, transaction
 
@@ -267,7 +266,7 @@ def digests_send(
             settings,
             make_mailer(settings),
             now=moment,
-            owner=_lease_owner(),
+            owner=new_owner(),
             frequency=frequency,
         )
     typer.echo(
@@ -299,11 +298,6 @@ def _source_or_exit(value: str | None) -> SourceName | None:
         return SourceName(value.strip().lower())
     except ValueError:
         raise fail(f"unknown source {value!r}: choose pubmed, ctgov or rss") from None
-
-
-def _lease_owner() -> str:
-    """The lease owner of this command's polls and sends: unique per host and process."""
-    return f"cli-{socket.gethostname()}-{os.getpid()}"
 
 
 def _detail(exc: AlertsError | ValidationError) -> str:
@@ -352,7 +346,7 @@ def _run_poll(
         try:
             return poll(
                 make_sessionmaker(engine), settings, source=source, target_slug=target_slug,
-                owner=_lease_owner(), since=since, progress=progress,
+                owner=new_owner(), since=since, progress=progress,
             )
         except AlertsError as exc:
             raise fail(_detail(exc)) from None

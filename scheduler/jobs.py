@@ -11,9 +11,6 @@ returns a dict of fields for the one `scheduler.job` log line the runner writes.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,17 +41,9 @@ class JobContext:
     settings: Settings
     session_factory: sessionmaker[Session]
     mailer: Mailer
-    #: This process's lease owner name (`new_owner()`), also its heartbeat row.
+    #: This process's lease owner name (`db.leases.new_owner()`), also its heartbeat row.
     owner: str
     started_at: datetime
-
-
-def new_owner() -> str:
-    """hostname-pid-random: unique per process, and readable in leases, heartbeats and
-    logs (which host, which process). The random part tells a restarted process that got
-    the same pid (containers: pid 1) from its predecessor."""
-    host = socket.gethostname()[:80] or "host"
-    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def poll_due_sources(ctx: JobContext) -> JobFields:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from alerts.digests.compose import Section, section_of
+from db import leases
 from db.models import (
     Alert,
     Digest,
@@ -302,7 +303,7 @@ def cancel_for_bounced(session: Session, *, reason: str) -> int:
     result = session.execute(
         update(digests_t)
         .where(digests_t.c.status == PENDING, digests_t.c.subscriber_id.in_(bounced))
-        .values(status=CANCELLED, last_error=reason, lease_owner=None, lease_expires_at=None)
+        .values(status=CANCELLED, last_error=reason, **leases.freed())
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -323,7 +324,7 @@ def claim(
     mid-batch). The UPDATE re-checks that under the row lock, so two senders never both
     hold one; on PostgreSQL, SKIP LOCKED lets them take different rows without waiting.
     SQLite writers are serialised by BEGIN IMMEDIATE."""
-    free = or_(digests_t.c.lease_expires_at.is_(None), digests_t.c.lease_expires_at < now)
+    free = leases.is_free(digests_t, now)
     pick = (
         select(digests_t.c.id)
         .where(digests_t.c.status == PENDING, digests_t.c.id > after_id, free)
@@ -337,7 +338,7 @@ def claim(
     statement = (
         update(digests_t)
         .where(digests_t.c.id.in_(pick.scalar_subquery()), digests_t.c.status == PENDING, free)
-        .values(lease_owner=owner, lease_expires_at=lease_until)
+        .values(**leases.taken(owner, until=lease_until))
         .returning(digests_t.c.id)
     )
     return sorted(session.scalars(statement))
@@ -347,7 +348,7 @@ def _owned(digest_id: int, owner: str) -> Any:
     return and_(
         digests_t.c.id == digest_id,
         digests_t.c.status == PENDING,
-        digests_t.c.lease_owner == owner,
+        leases.is_held_by(digests_t, owner),
     )
 
 
@@ -364,9 +365,8 @@ _MARK_SENT = (
         sent_at=bindparam("b_at", type_=digests_t.c.sent_at.type),
         subject=bindparam("b_subject"),
         attempts=digests_t.c.attempts + 1,
-        lease_owner=None,
-        lease_expires_at=None,
         last_error=None,
+        **leases.freed(),
     )
 )
 
@@ -401,8 +401,7 @@ def mark_retry(
     session.execute(
         update(digests_t)
         .where(_owned(digest_id, owner))
-        .values(status=status, attempts=attempts + 1, last_error=error,
-                lease_owner=None, lease_expires_at=None)
+        .values(status=status, attempts=attempts + 1, last_error=error, **leases.freed())
     )
     return status
 
@@ -417,7 +416,7 @@ def mark_failed(
     count_attempt: bool = True,
 ) -> None:
     values: dict[str, Any] = {
-        "status": status, "last_error": error, "lease_owner": None, "lease_expires_at": None,
+        "status": status, "last_error": error, **leases.freed(),
     }
     if count_attempt:
         values["attempts"] = digests_t.c.attempts + 1
@@ -436,12 +435,8 @@ def release(session: Session, digest_ids: Iterable[int], *, owner: str) -> None:
     """Give back leases of digests this sender claimed but did not finish."""
     ids = sorted(digest_ids)
     for chunk in chunked(ids):
-        session.execute(
-            update(digests_t)
-            .where(digests_t.c.id.in_(chunk), digests_t.c.lease_owner == owner,
-                   digests_t.c.status == PENDING)
-            .values(lease_owner=None, lease_expires_at=None)
-        )
+        leases.free(session, digests_t, digests_t.c.id.in_(chunk),
+                    digests_t.c.status == PENDING, owner=owner)
 
 
 def count_pending(session: Session, frequency: str | None) -> int:

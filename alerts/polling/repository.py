@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, or_, select, text, update
+from sqlalchemy import Connection, Engine, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from alerts.items.repository import insert_ignoring_conflicts
 from alerts.sources.base import FeedOutcome, FeedStatus
 from alerts.sources.urls import without_credentials
+from db import leases
 from db.models import Feed, SourceState, Target
 
 GONE_REASON = "HTTP 410 Gone"
@@ -53,31 +54,21 @@ def claim(
 ) -> bool:
     """Take the lease on a state in one atomic UPDATE; True iff this call got it. Works
     the same on SQLite and PostgreSQL: of two concurrent claims, one matches the row."""
-    statement = (
-        update(SourceState)
-        .where(
-            SourceState.id == state_id,
-            or_(SourceState.lease_expires_at.is_(None), SourceState.lease_expires_at < now),
-        )
-        .values(lease_owner=owner, lease_expires_at=now + lease, last_attempt_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    where = [SourceState.id == state_id]
     if due_only:
-        statement = statement.where(
+        where.append(
             or_(SourceState.next_poll_at.is_(None), SourceState.next_poll_at <= now)
         )
-    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return leases.claim(
+        session, SourceState, *where, owner=owner, now=now, until=now + lease,
+        values={"last_attempt_at": now},
+    ) == 1
 
 
 def renew_lease(session: Session, state_id: int, owner: str, *, expires_at: datetime) -> bool:
     """Extend `owner`'s lease; False when it is no longer theirs."""
-    statement = (
-        update(SourceState)
-        .where(SourceState.id == state_id, SourceState.lease_owner == owner)
-        .values(lease_expires_at=expires_at)
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return leases.renew(session, SourceState, SourceState.id == state_id, owner=owner,
+                        until=expires_at) == 1
 
 
 def held_by_other(session: Session, state_id: int, *, now: datetime) -> bool:
@@ -86,21 +77,11 @@ def held_by_other(session: Session, state_id: int, *, now: datetime) -> bool:
     expires = session.scalar(
         select(SourceState.lease_expires_at).where(SourceState.id == state_id)
     )
-    return expires is not None and expires >= now
+    return leases.is_held(expires, now)
 
 
 def get_state(session: Session, state_id: int) -> SourceState:
     return session.get_one(SourceState, state_id)
-
-
-def _release_if_ours(owner: str) -> dict[str, Any]:
-    """Column values that end `owner`'s lease and leave anybody else's alone (a lease that
-    expired mid-poll may have been taken over)."""
-    ours = SourceState.lease_owner == owner
-    return {
-        "lease_owner": case((ours, None), else_=SourceState.lease_owner),
-        "lease_expires_at": case((ours, None), else_=SourceState.lease_expires_at),
-    }
 
 
 def record_success(
@@ -121,7 +102,7 @@ def record_success(
         "polls_total": SourceState.polls_total + 1,
         "warnings": warnings,
         "next_poll_at": next_poll_at,
-        **_release_if_ours(owner),
+        **leases.freed_if_held_by(SourceState, owner),
     }
     if cursor is not None:
         values["cursor"] = cursor
@@ -165,7 +146,7 @@ def record_failure(
             failures_total=SourceState.failures_total + 1,
             polls_total=SourceState.polls_total + 1,
             next_poll_at=next_poll_at,
-            **_release_if_ours(owner),
+            **leases.freed_if_held_by(SourceState, owner),
         )
         .execution_options(synchronize_session=False)
     )

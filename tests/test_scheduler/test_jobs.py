@@ -18,7 +18,7 @@ from alerts.sources.base import SourceName
 from db.clock import frozen_clock
 from db.models import SchedulerHeartbeat
 from scheduler import jobs
-from scheduler.jobs import JobContext, new_owner
+from scheduler.jobs import JobContext
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 3, 29, 6, 0, 30, tzinfo=UTC)
@@ -119,15 +119,3 @@ def test_the_heartbeat_is_committed_and_removed_on_a_clean_stop(ctx: JobContext)
     jobs.remove_heartbeat(ctx)
     with ctx.session_factory() as session:
         assert session.scalars(select(SchedulerHeartbeat)).all() == []
-
-
-def test_owner_names_are_unique_per_process_start() -> None:
-    import os
-    import socket
-
-    first, second = new_owner(), new_owner()
-    assert first != second
-    host = socket.gethostname()[:80]
-    for owner in (first, second):
-        assert owner.startswith(f"{host}-{os.getpid()}-")
-        assert len(owner) <= 128  # the lease_owner and heartbeat owner columns

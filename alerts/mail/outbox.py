@@ -17,7 +17,7 @@ API for the pool's 30 s timeout).
 Both paths claim a row with the lease of db.leases (an atomic UPDATE, its row count
 checked): of two processes racing for one mail, exactly one sends it. A row is `sent`
 only after the SMTP server accepted it. The lease expiry doubles as "not before" for
-retries after a temporary failure (exponential backoff).
+retries after a temporary failure (the backoff rule of alerts.backoff).
 
 One mail never stops the others: whatever goes wrong while sending it (an address the
 relay cannot carry, an unexpected error) fails that mail alone, with its reason in
@@ -39,6 +39,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from alerts.backoff import backoff_seconds
 from alerts.deps import SessionDep
 from alerts.mail.base import (
     POLICY,
@@ -295,7 +296,7 @@ def _mark_retry(session_factory: sessionmaker[Session], mail_id: int, owner: str
         logger.warning("mail %s given up after %s attempts: %s", mail_id, attempts + 1, error)
         _finish(session_factory, mail_id, owner, status=FAILED, last_error=error)
         return
-    delay = min(RETRY_BASE_SECONDS * 2**attempts, RETRY_MAX_SECONDS)
+    delay = backoff_seconds(attempts, base=RETRY_BASE_SECONDS, cap=RETRY_MAX_SECONDS)
     _finish(session_factory, mail_id, owner, last_error=error,
             not_before=now + timedelta(seconds=delay))
 

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, or_, select, text, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from alerts.items.repository import insert_ignoring_conflicts
+from alerts.polling import due
+from alerts.polling.due import is_due
 from alerts.sources.base import FeedOutcome, FeedStatus
 from alerts.sources.urls import without_credentials
 from db import leases
@@ -56,9 +58,7 @@ def claim(
     the same on SQLite and PostgreSQL: of two concurrent claims, one matches the row."""
     where = [SourceState.id == state_id]
     if due_only:
-        where.append(
-            or_(SourceState.next_poll_at.is_(None), SourceState.next_poll_at <= now)
-        )
+        where.append(is_due(now))
     return leases.claim(
         session, SourceState, *where, owner=owner, now=now, until=now + lease,
         values={"last_attempt_at": now},
@@ -92,10 +92,11 @@ def record_success(
     now: datetime,
     cursor: dict[str, Any] | None,
     warnings: list[str],
-    next_poll_at: datetime,
-) -> None:
+    interval: timedelta,
+) -> datetime:
     """A poll stored its items: move the cursor (None keeps it), count, reschedule, and
-    release the lease, in the caller's (storing) transaction."""
+    release the lease, in the caller's (storing) transaction. Returns the next poll."""
+    next_poll_at = due.next_poll_at(now, interval=interval)
     values: dict[str, Any] = {
         "last_success_at": now,
         "consecutive_failures": 0,
@@ -110,6 +111,7 @@ def record_success(
         update(SourceState).where(SourceState.id == state_id).values(values)
         .execution_options(synchronize_session=False)
     )
+    return next_poll_at
 
 
 def record_failure(
@@ -120,22 +122,19 @@ def record_failure(
     now: datetime,
     error: str,
     interval: timedelta,
-    max_backoff: timedelta,
     retry_after: float | None,
 ) -> tuple[int, datetime]:
-    """A poll failed: keep the error, count it, back off exponentially (interval * 2^(n-1),
-    at most `max_backoff`, never before `retry_after`), release the lease. Returns
-    (consecutive failures, next poll)."""
+    """A poll failed: keep the error, count it, back off (alerts.polling.due), release
+    the lease. Returns (consecutive failures, next poll)."""
     failures = (
         session.scalar(
             select(SourceState.consecutive_failures).where(SourceState.id == state_id)
         )
         or 0
     ) + 1
-    delay = min(interval * 2 ** min(failures - 1, 30), max_backoff)
-    if retry_after is not None:
-        delay = max(delay, timedelta(seconds=retry_after))
-    next_poll_at = now + delay
+    next_poll_at = due.next_poll_at(
+        now, interval=interval, failures_in_a_row=failures, retry_after=retry_after
+    )
     session.execute(
         update(SourceState)
         .where(SourceState.id == state_id)

@@ -11,7 +11,7 @@ The order of a poll, and why:
    together with the items it covers; a failure anywhere stores nothing.
 
 A failure (an adapter's SourceError or RetryLater, or anything unexpected) is recorded on
-the state (error, counters, exponential backoff that respects Retry-After) and reported;
+the state (error, counters, the backed-off next poll of alerts.polling.due) and reported;
 it never stops the other sources or targets of the cycle.
 
 Every poll of a (source, target) has a total deadline (ALERTS_POLL_DEADLINE_SECONDS):
@@ -75,8 +75,6 @@ log = logging.getLogger(__name__)
 
 #: Sources whose upstream limits requests per client IP: one process polls each at a time.
 RATE_LIMITED_SOURCES = frozenset({SourceName.pubmed, SourceName.ctgov})
-#: The longest a failing source waits between attempts.
-MAX_BACKOFF = timedelta(hours=24)
 #: A running fetch extends its lease every lease_seconds * LEASE_RENEWAL.
 LEASE_RENEWAL = 1 / 3
 
@@ -393,15 +391,14 @@ class _Cycle:
                 now=at,
             )
             repository.apply_feed_outcomes(session, job.target_id, result.feeds, at)
-            next_poll_at = at + self.interval
-            repository.record_success(
+            next_poll_at = repository.record_success(
                 session,
                 job.state_id,
                 self.owner,
                 now=at,
                 cursor=cursor,
                 warnings=list(dict.fromkeys(result.warnings)),
-                next_poll_at=next_poll_at,
+                interval=self.interval,
             )
         return counts, next_poll_at
 
@@ -439,7 +436,6 @@ class _Cycle:
                 now=self.clock(),
                 error=error,
                 interval=self.interval,
-                max_backoff=MAX_BACKOFF,
                 retry_after=retry_after,
             )
 

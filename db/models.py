@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, TimestampMixin
 from db.clock import utc_now
+from db.statuses import AddressStatus, AlertStatus, DigestStatus, MailStatus
 from db.types import JSONType, UTCDateTime
 
 # SQLite only makes INTEGER PRIMARY KEY an auto-increment rowid; PostgreSQL gets BIGINT.
@@ -212,8 +213,10 @@ class Subscriber(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    #: "ok", or "bounced" after a permanent SMTP refusal of the address.
-    mail_status: Mapped[str] = mapped_column(String(16), nullable=False, default="ok")
+    #: An AddressStatus: "bounced" after a permanent SMTP refusal of the address.
+    mail_status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default=AddressStatus.ok
+    )
     mail_error: Mapped[str | None] = mapped_column(Text)
     mail_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -250,8 +253,10 @@ class Alert(TimestampMixin, Base):
     timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
     max_items: Mapped[int] = mapped_column(Integer, nullable=False, default=50)
     send_when_empty: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    #: pending | active | paused | unsubscribed
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending", index=True)
+    #: An AlertStatus.
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default=AlertStatus.pending, index=True
+    )
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -277,7 +282,8 @@ class Digest(TimestampMixin, Base):
     )
     frequency: Mapped[str] = mapped_column(String(8), nullable=False)
     slot_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    #: A DigestStatus.
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=DigestStatus.pending)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
@@ -338,7 +344,8 @@ class OutboundMail(TimestampMixin, Base):
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     recipient: Mapped[str] = mapped_column(String(320), nullable=False)
     message: Mapped[str] = mapped_column(Text, nullable=False)  # RFC 5322 text
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    #: A MailStatus.
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=MailStatus.pending)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(128))

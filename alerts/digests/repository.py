@@ -34,6 +34,7 @@ from db.models import (
     Subscriber,
     Target,
 )
+from db.statuses import AddressStatus, AlertStatus, DigestStatus
 
 T = TypeVar("T")
 
@@ -41,8 +42,10 @@ T = TypeVar("T")
 #: PostgreSQL's 65,535 bound parameters.
 CHUNK = 900
 
-PENDING, SENT, FAILED, EMPTY, CANCELLED = "pending", "sent", "failed", "empty", "cancelled"
-STATUSES = (PENDING, SENT, FAILED, EMPTY, CANCELLED)
+PENDING, SENT, FAILED, EMPTY, CANCELLED = (
+    DigestStatus.pending, DigestStatus.sent, DigestStatus.failed, DigestStatus.empty,
+    DigestStatus.cancelled,
+)
 
 digests_t = cast(Table, Digest.__table__)
 digest_alerts_t = cast(Table, DigestAlert.__table__)
@@ -88,14 +91,15 @@ def next_subscriber_ids(
     chunk costs the same at the start and at the end of the table."""
     active = select(Alert.id).where(
         Alert.subscriber_id == Subscriber.id,
-        Alert.status == "active",
+        Alert.status == AlertStatus.active,
         Alert.activated_at.is_not(None),
     )
     if frequency is not None:
         active = active.where(Alert.frequency == frequency)
     statement = (
         select(Subscriber.id)
-        .where(Subscriber.id > after, Subscriber.mail_status != "bounced", active.exists())
+        .where(Subscriber.id > after, Subscriber.mail_status != AddressStatus.bounced,
+               active.exists())
         .order_by(Subscriber.id)
         .limit(limit)
     )
@@ -123,7 +127,7 @@ def active_alerts(
     return [
         DueAlert(*row[:11])
         for row in cast(list[Any], session.execute(statement).all())
-        if row[11] == "active" and row[10] is not None
+        if row[11] == AlertStatus.active and row[10] is not None
         and (frequency is None or row[4] == frequency)
     ]
 
@@ -299,7 +303,7 @@ def insert_rows(session: Session, table: Any, rows: Sequence[Mapping[str, Any]])
 def cancel_for_bounced(session: Session, *, reason: str) -> int:
     """Pending digests of addresses that bounced are not sent (nothing more goes to a
     bounced address)."""
-    bounced = select(Subscriber.id).where(Subscriber.mail_status == "bounced")
+    bounced = select(Subscriber.id).where(Subscriber.mail_status == AddressStatus.bounced)
     result = session.execute(
         update(digests_t)
         .where(digests_t.c.status == PENDING, digests_t.c.subscriber_id.in_(bounced))
@@ -427,7 +431,7 @@ def bounce_subscriber(session: Session, subscriber_id: int, *, error: str, at: d
     session.execute(
         update(Subscriber)
         .where(Subscriber.id == subscriber_id)
-        .values(mail_status="bounced", mail_error=error, mail_error_at=at)
+        .values(mail_status=AddressStatus.bounced, mail_error=error, mail_error_at=at)
     )
 
 

@@ -55,10 +55,10 @@ from db import leases
 from db.clock import utc_now
 from db.models import OutboundMail, Subscriber
 from db.session import transaction
+from db.statuses import AddressStatus, MailStatus
 
 logger = logging.getLogger(__name__)
 
-PENDING, SENT, FAILED = "pending", "sent", "failed"
 #: A temporary failure is retried this many times (about 5 hours with the backoff
 #: below) before the mail is given up; a confirmation link expires after 7 days anyway.
 MAX_ATTEMPTS = 10
@@ -84,7 +84,7 @@ def queue_mail(session: Session, kind: str, message: EmailMessage) -> OutboundMa
         kind=kind,
         recipient=recipient,
         message=message.as_string(policy=POLICY),
-        status=PENDING,
+        status=MailStatus.pending,
         attempts=0,
     )
     session.add(mail)
@@ -155,7 +155,7 @@ def flush_outbox(
         mail_ids = list(
             session.scalars(
                 select(OutboundMail.id)
-                .where(OutboundMail.status == PENDING, leases.is_free(OutboundMail, now))
+                .where(OutboundMail.status == MailStatus.pending, leases.is_free(OutboundMail, now))
                 .order_by(OutboundMail.id)
                 .limit(limit)
             )
@@ -253,7 +253,8 @@ def _claim(
 ) -> bool:
     with transaction(session_factory) as session:
         return leases.claim(
-            session, OutboundMail, OutboundMail.id == mail_id, OutboundMail.status == PENDING,
+            session, OutboundMail, OutboundMail.id == mail_id,
+            OutboundMail.status == MailStatus.pending,
             owner=owner, now=now, until=now + timedelta(seconds=lease_seconds),
         ) == 1
 
@@ -283,7 +284,7 @@ def _finish(
 
 def _mark_sent(session_factory: sessionmaker[Session], mail_id: int, owner: str,
                now: datetime) -> None:
-    _finish(session_factory, mail_id, owner, status=SENT, sent_at=now, last_error=None)
+    _finish(session_factory, mail_id, owner, status=MailStatus.sent, sent_at=now, last_error=None)
 
 
 def _mark_retry(session_factory: sessionmaker[Session], mail_id: int, owner: str, error: str,
@@ -294,7 +295,7 @@ def _mark_retry(session_factory: sessionmaker[Session], mail_id: int, owner: str
         ) or 0
     if attempts + 1 >= MAX_ATTEMPTS:
         logger.warning("mail %s given up after %s attempts: %s", mail_id, attempts + 1, error)
-        _finish(session_factory, mail_id, owner, status=FAILED, last_error=error)
+        _finish(session_factory, mail_id, owner, status=MailStatus.failed, last_error=error)
         return
     delay = backoff_seconds(attempts, base=RETRY_BASE_SECONDS, cap=RETRY_MAX_SECONDS)
     _finish(session_factory, mail_id, owner, last_error=error,
@@ -303,7 +304,7 @@ def _mark_retry(session_factory: sessionmaker[Session], mail_id: int, owner: str
 
 def _mark_failed(session_factory: sessionmaker[Session], mail_id: int, owner: str,
                  error: str) -> None:
-    _finish(session_factory, mail_id, owner, status=FAILED, last_error=error)
+    _finish(session_factory, mail_id, owner, status=MailStatus.failed, last_error=error)
 
 
 def _bounce(session_factory: sessionmaker[Session], owner: str,
@@ -317,7 +318,7 @@ def _bounce(session_factory: sessionmaker[Session], owner: str,
             session.execute(
                 update(Subscriber)
                 .where(Subscriber.email == recipient)
-                .values(mail_status="bounced", mail_error=error, mail_error_at=now)
+                .values(mail_status=AddressStatus.bounced, mail_error=error, mail_error_at=now)
                 .execution_options(synchronize_session=False)
             )
 

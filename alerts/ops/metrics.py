@@ -46,6 +46,7 @@ from db.models import (
     SourceState,
     Target,
 )
+from db.statuses import DigestStatus, MailStatus
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ __all__ = ["DatabaseCollector", "Metrics", "serve_metrics"]
 
 #: Digest statuses always reported, even at zero, so dashboards and alert rules have a
 #: series to look at before the first digest of each kind exists.
-DIGEST_STATUSES = ("pending", "sent", "empty", "failed", "cancelled")
 
 #: SMTP is a round trip per message over a reused connection: milliseconds on a local
 #: relay, seconds on a slow or throttling one.
@@ -251,7 +251,7 @@ class DatabaseCollector(Collector):
             "alerts_digests", "Digests by status (pending, sent, empty, failed, cancelled).",
             labels=["status"],
         )
-        counts = dict.fromkeys(DIGEST_STATUSES, 0)
+        counts = {status.value: 0 for status in DigestStatus}
         for status, count in session.execute(
             select(Digest.status, func.count()).group_by(Digest.status)
         ):
@@ -266,7 +266,7 @@ class DatabaseCollector(Collector):
             "Pending digests the SMTP relay did not take at least once (refused for now, "
             "unreachable, or refusing everything); each run retries them. Their "
             "last_error is in GET /api/v1/digests?status=pending.",
-            Digest, Digest.status == "pending", Digest.attempts > 0,
+            Digest, Digest.status == DigestStatus.pending, Digest.attempts > 0,
         )
 
     def _outbox_failed(self, session: Session) -> Metric:
@@ -274,14 +274,14 @@ class DatabaseCollector(Collector):
             session, "alerts_outbound_mails_failed",
             "Confirmation and token mails not sent for good: refused for the address, "
             "retried too often, or not deliverable through the relay (last_error says).",
-            OutboundMail, OutboundMail.status == "failed",
+            OutboundMail, OutboundMail.status == MailStatus.failed,
         )
 
     def _outbox(self, session: Session) -> Metric:
         return _count(
             session, "alerts_outbound_mails_pending",
             "Confirmation and token mails not yet accepted by the SMTP server.",
-            OutboundMail, OutboundMail.status == "pending",
+            OutboundMail, OutboundMail.status == MailStatus.pending,
         )
 
     def _heartbeats(self, session: Session, now: datetime) -> Metric:

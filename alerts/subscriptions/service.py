@@ -58,6 +58,7 @@ from alerts.subscriptions.tokens import (
 from alerts.targets.service import get_target_by_slug
 from db.clock import utc_now
 from db.models import Alert, ApiToken, Item, Subscriber, Target
+from db.statuses import AddressStatus
 
 logger = logging.getLogger(__name__)
 
@@ -269,7 +270,7 @@ def confirm(session: Session, settings: Settings, token: str) -> Confirmation:
     if subscriber.verified_at is None:
         subscriber.verified_at = now
     # The click proves mail reaches the address again after an earlier bounce.
-    subscriber.mail_status, subscriber.mail_error = "ok", None
+    subscriber.mail_status, subscriber.mail_error = AddressStatus.ok, None
     session.flush()
     confirmation.latest = repository.latest_items(
         session, [a.target_id for a in alerts if a.status != AlertStatus.unsubscribed],

@@ -13,6 +13,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from db.models import Alert, Feed, Target
+from db.statuses import AlertStatus
 
 
 def by_slug(session: Session, slug: str) -> Target | None:
@@ -117,7 +118,7 @@ def most_followed(session: Session, limit: int) -> list[int]:
     (targets without an active alert are not among them)."""
     rows = session.execute(
         select(Alert.target_id, func.count().label("n"))
-        .where(Alert.status == "active")
+        .where(Alert.status == AlertStatus.active)
         .group_by(Alert.target_id)
         .order_by(func.count().desc(), Alert.target_id)
         .limit(limit)

@@ -34,10 +34,6 @@ class Conflict(AlertsError):
     status_code = 409
 
 
-class PayloadTooLarge(AlertsError):
-    status_code = 413
-
-
 class Unprocessable(AlertsError):
     """422 with a detail in FastAPI's own shape: [{loc, msg, type}]."""
 

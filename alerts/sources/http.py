@@ -150,9 +150,6 @@ class UpstreamClient:
             await self._client.aclose()
             self._client = None
 
-    def set_rate(self, host: str, per_second: float) -> None:
-        self._limiters[host] = RateLimiter(per_second)
-
     async def request(
         self,
         method: str,

@@ -95,7 +95,7 @@ def test_a_good_entry_gives_its_rule_keys_and_queries() -> None:
                                                 r"valid boolean"),
         (entry() + '[[targets.drugs]]\ncodes = ["AMG 510"]\n', r"drugs\[0\].name: required"),
         (entry() + '[[targets.drugs]]\nname = "x"\nshared_with = ["nope"]\n',
-         r"drugs.x.shared_with: unknown target 'nope'"),
+         r"drugs\[0\].shared_with: unknown target 'nope'"),
         (entry() + entry(), r"targets\[1\] \(kras-g12c\): slug: already used by targets\[0\]"),
         ('title = "x"\n' + entry(), r"unknown key 'title' at the top level"),
         ("[[targets]\n", r"not valid TOML"),
@@ -111,7 +111,7 @@ def test_a_drug_two_targets_list_must_be_marked_shared() -> None:
     sotorasib = '[[targets.drugs]]\nname = "sotorasib"\n'
     unmarked = entry("kras-g12c") + sotorasib + entry("kras") + sotorasib
     assert problems(unmarked) == [
-        "targets[1] (kras): drugs: 'sotorasib' is also a drug of kras-g12c; mark it "
+        "targets[1] (kras): drugs[0]: 'sotorasib' is also a drug of kras-g12c; mark it "
         'shared_with = ["kras-g12c"] if both targets are meant'
     ]
     marked = (entry("kras-g12c") + sotorasib + entry("kras") + sotorasib

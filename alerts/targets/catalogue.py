@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -244,7 +244,7 @@ def _cross_entry_problems(entries: Sequence[tuple[int, CatalogueEntry]]) -> list
                 if other not in index_of:
                     problems.append(Problem(index_of[entry.slug], entry.slug,
                                             ("drugs", n, "shared_with"),
-                                            f"unknown target {other!r}"))
+                                            _unknown_target(other)))
             for spelling in {s.lower() for s in drug.spellings()}:
                 owners.setdefault(spelling, []).append((entry, n, drug))
     reported: set[tuple[str, str]] = set()
@@ -265,14 +265,23 @@ def _cross_entry_problems(entries: Sequence[tuple[int, CatalogueEntry]]) -> list
     return problems
 
 
-def problems_beside(entry: CatalogueEntry, others: Sequence[CatalogueEntry]) -> list[Problem]:
+def problems_beside(
+    entry: CatalogueEntry, others: Sequence[CatalogueEntry], tolerated: Collection[str] = ()
+) -> list[Problem]:
     """What is wrong with `entry` next to the `others` of a catalogue (by the rules of a
     file: unique slug, drugs shared only when marked), the others' own problems aside.
-    The entry comes last, so a drug it shares unmarked is reported against it."""
+    The entry comes last, so a drug it shares unmarked is reported against it. A
+    `shared_with` naming one of the `tolerated` slugs that no other target has is let
+    be (an edit need not fix what it did not touch)."""
     listed = [(n, other) for n, other in enumerate(others) if other.slug != entry.slug]
     mine = len(listed)
+    excused = {_unknown_target(slug) for slug in tolerated}
     return [problem for problem in _cross_entry_problems([*listed, (mine, entry)])
-            if problem.slug == entry.slug]
+            if problem.slug == entry.slug and problem.message not in excused]
+
+
+def _unknown_target(slug: str) -> str:
+    return f"unknown target {slug!r}"
 
 
 class EntryError(Exception):
@@ -286,11 +295,14 @@ class EntryError(Exception):
 
 
 def validate_entry(
-    document: Mapping[str, Any], others: Sequence[CatalogueEntry] = ()
+    document: Mapping[str, Any],
+    others: Sequence[CatalogueEntry] = (),
+    tolerated: Collection[str] = (),
 ) -> CatalogueEntry:
     """`document` as a catalogue entry, checked by the file's rules (each key, then the
     entry beside the `others` of the catalogue: its slug free, its drugs shared only
-    where marked) and its match rule compiled; EntryError naming every bad field."""
+    where marked, see `problems_beside` for `tolerated`) and its match rule compiled;
+    EntryError naming every bad field."""
     from alerts.matching import DefinitionError, compile_rule
 
     try:
@@ -298,7 +310,8 @@ def validate_entry(
     except ValidationError as exc:
         raise EntryError([(tuple(error["loc"]), _message(error))
                           for error in exc.errors()]) from None
-    problems = [(problem.loc, problem.message) for problem in problems_beside(entry, others)]
+    problems = [(problem.loc, problem.message)
+                for problem in problems_beside(entry, others, tolerated)]
     try:
         compile_rule(entry.rule_definition())
     except DefinitionError as exc:

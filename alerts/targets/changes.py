@@ -116,8 +116,12 @@ def record_change(
     return change
 
 
-def _checked(session: Session, document: Mapping[str, Any]) -> CatalogueEntry:
-    """`document` validated as an entry beside the other targets in the database."""
+def _checked(
+    session: Session, document: Mapping[str, Any], before: Mapping[str, Any] | None = None
+) -> CatalogueEntry:
+    """`document` validated as an entry beside the other targets in the database; a
+    `shared_with` the target already had may name a target this database lacks (a
+    catalogue file of an operator's own may leave out a neighbour)."""
     others = []
     for target in repository.all_targets(session):
         try:
@@ -125,9 +129,15 @@ def _checked(session: Session, document: Mapping[str, Any]) -> CatalogueEntry:
         except ValidationError:
             continue  # an older stored shape lists no drug the check could compare
     try:
-        return validate_entry(document, others)
+        return validate_entry(document, others, _shared_with(before or {}))
     except EntryError as exc:
         raise InvalidFields(exc.problems) from None
+
+
+def _shared_with(document: Mapping[str, Any]) -> set[str]:
+    drugs = document.get("drugs")
+    return {slug for drug in drugs if isinstance(drug, dict)
+            for slug in drug.get("shared_with", [])} if isinstance(drugs, list) else set()
 
 
 def add_target(
@@ -159,7 +169,7 @@ def edit_target(
         raise InvalidFields([(("slug",), "a target keeps its slug (links and alerts use "
                                          "it): add a new target and remove this one")])
     before = target_document(target)
-    entry = _checked(session, {**before, **changes, "slug": slug})
+    entry = _checked(session, {**before, **changes, "slug": slug}, before)
     after = entry.model_dump(mode="json")
     if after == before:
         return TargetChanged(target, changed=False)

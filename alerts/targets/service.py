@@ -9,6 +9,7 @@ table changed. Services only flush; the caller commits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +19,15 @@ from alerts.errors import Conflict, NotFound, Unprocessable
 from alerts.pagination import decode_cursor, encode_cursor
 from alerts.targets import repository
 from alerts.targets.schemas import TargetOut, TargetPage
-from alerts.targets.search import CatalogueIndex, Entry, Hit, IndexCache, terms_of
+from alerts.targets.search import (
+    CatalogueIndex,
+    Entry,
+    Hit,
+    IndexCache,
+    T,
+    VersionedCache,
+    terms_of,
+)
 from db.models import Feed, Target
 
 #: Targets per page of `GET /api/v1/targets` (today's catalogue fits in one page).
@@ -41,7 +50,14 @@ def list_targets(session: Session) -> list[Target]:
 
 def catalogue_index(session: Session, cache: IndexCache) -> CatalogueIndex:
     """The search index of the catalogue as it is now (built when it changed)."""
-    return cache.get(repository.catalogue_version(session), lambda: _entries(session))
+    return per_catalogue_version(session, cache, lambda: CatalogueIndex(_entries(session)))
+
+
+def per_catalogue_version(
+    session: Session, cache: VersionedCache[T], build: Callable[[], T]
+) -> T:
+    """The cached value, or `build()` when the catalogue changed since it was built."""
+    return cache.get(repository.catalogue_version(session), build)
 
 
 def _entries(session: Session) -> list[Entry]:

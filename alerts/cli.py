@@ -651,7 +651,8 @@ def targets_remove(
     by: ByOption = None,
 ) -> None:
     """Remove a target, refused while it has pending, active or paused alerts unless
-    --force. Its history stays; `alerts targets sync` does not add it back from the file
+    --force (each confirmed follower is then mailed that the alert ended, by the
+    scheduler's outbox). Its history stays; `alerts targets sync` does not add it back from the file
     (`sync --reset SLUG` does)."""
     from alerts.targets.changes import remove_target
     from db.clock import utc_now
@@ -659,7 +660,8 @@ def targets_remove(
     settings = settings_or_exit()
     with migrated_engine(settings) as engine, transaction(make_sessionmaker(engine)) as session:
         try:
-            ended = remove_target(session, slug, by=_changed_by(by), now=utc_now(), force=force)
+            ended = remove_target(session, slug, by=_changed_by(by), now=utc_now(),
+                                  settings=settings, force=force)
         except AlertsError as exc:
             raise _fail_fields(exc) from None
     typer.echo(f"removed {slug}" + (f"; {ended} alert{'' if ended == 1 else 's'} ended"

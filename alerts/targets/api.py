@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from alerts.deps import SessionDep, TargetIndexDep
+from alerts.deps import SessionDep, SettingsDep, TargetIndexDep
 from alerts.errors import error_responses
 from alerts.pagination import CursorQuery
 from alerts.subscriptions.auth import AdminCallerDep
+from alerts.subscriptions.outbox import MailingSessionDep
 from alerts.targets import changes, service
 from alerts.targets.catalogue import CatalogueEntry
 from alerts.targets.schemas import (
@@ -88,14 +89,16 @@ def edit_target(
 @router.delete("/targets/{slug}", status_code=204, response_class=Response,
                responses=error_responses(401, 403, 404, 409, 422))
 def remove_target(
-    session: SessionDep, admin: AdminCallerDep, slug: SlugPath,
+    session: MailingSessionDep, settings: SettingsDep, admin: AdminCallerDep, slug: SlugPath,
     force: Annotated[bool, Query(description="Also when people follow it: their alerts "
                                              "end with it")] = False,
 ) -> Response:
     """Remove a target (admin token only). 409 while it has pending, active or paused
-    alerts, unless `force`; its history stays (`GET .../changes`), and `alerts targets
-    sync` does not add it back from the file."""
-    changes.remove_target(session, slug, by=admin.admin_name, now=utc_now(), force=force)
+    alerts, unless `force`: then each confirmed follower is mailed that the alert ended.
+    Its history stays (`GET .../changes`), and `alerts targets sync` does not add it back
+    from the file."""
+    changes.remove_target(session, slug, by=admin.admin_name, now=utc_now(),
+                          settings=settings, force=force)
     return Response(status_code=204)
 
 

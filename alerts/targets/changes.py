@@ -20,7 +20,8 @@ Who owns a target, and what `alerts targets sync` may do to it (alerts.targets.s
   (it warns; `sync --reset SLUG` adds it back).
 
 Removing a target that people follow is refused (409) unless forced; forced, the
-target goes with its alerts, items links and polling state, and its history stays.
+target goes with its alerts, items links and polling state, each confirmed follower is
+told by mail that the alert ended (and given the manage link), and its history stays.
 
 A changed rule is applied to the stored items at once through the rematch service
 (alerts.items.service.rematch_target), as sync does; a new target is matched the same
@@ -39,8 +40,12 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from alerts.config import Settings
 from alerts.errors import Conflict, InvalidFields, NotFound
 from alerts.items.service import RematchCounts, rematch_target
+from alerts.subscriptions.mails import TARGET_REMOVED_KIND, target_removed_message
+from alerts.subscriptions.outbox import queue_mail
+from alerts.subscriptions.tokens import manage_url
 from alerts.targets import repository
 from alerts.targets.catalogue import (
     RULE_KEYS,
@@ -49,7 +54,7 @@ from alerts.targets.catalogue import (
     validate_entry,
 )
 from alerts.targets.service import flush_new, get_target_by_slug
-from db.models import Alert, Target, TargetChange
+from db.models import Alert, Subscriber, Target, TargetChange
 
 #: Who a change made by `alerts targets sync` is recorded as.
 CATALOGUE_SYNC = "catalogue sync"
@@ -193,12 +198,14 @@ def followers(session: Session, target_id: int) -> int:
 
 
 def remove_target(
-    session: Session, slug: str, *, by: str, now: datetime, force: bool = False
+    session: Session, slug: str, *, by: str, now: datetime, settings: Settings,
+    force: bool = False,
 ) -> int:
     """Remove the target; how many alerts ended with it. Refused (Conflict) while
     someone follows it unless `force`: then its alerts go with it (they stop at once,
-    their digests already sent stay sent). Its items stay for the other targets that
-    matched them; its history stays."""
+    digests already sent stay sent) and each confirmed address that followed it is told
+    by mail, through the outbox, in this transaction. Items stay for the other targets
+    that matched them; the target's history stays."""
     target = get_target_by_slug(session, slug)
     following = followers(session, target.id)
     if following and not force:
@@ -207,12 +214,29 @@ def remove_target(
             "(pending, active or paused): removing it ends them; remove it with force "
             "to do so")
     before = target_document(target)
+    _tell_followers(session, settings, target)
     # The database cascades the target's alerts, links, events and polling state.
     session.execute(delete(Target).where(Target.id == target.id))
     session.expire_all()
     record_change(session, slug, "remove", by, now=now, before=before, after=None)
     session.flush()
     return following
+
+
+def _tell_followers(session: Session, settings: Settings, target: Target) -> None:
+    """A notice to each address whose confirmed alert (active or paused) ends with the
+    target; an address that never confirmed gets nothing (it asked for nothing yet)."""
+    rows = session.execute(
+        select(Subscriber.id, Subscriber.email)
+        .join(Alert, Alert.subscriber_id == Subscriber.id)
+        .where(Alert.target_id == target.id, Alert.status.in_(("active", "paused")),
+               Subscriber.verified_at.is_not(None))
+        .order_by(Subscriber.id)
+    )
+    for subscriber_id, email in rows:
+        queue_mail(session, TARGET_REMOVED_KIND, target_removed_message(
+            settings, to=email, target_name=target.name,
+            manage_link=manage_url(settings, subscriber_id)))
 
 
 def target_history(session: Session, slug: str) -> list[TargetChange]:

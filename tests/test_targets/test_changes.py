@@ -28,7 +28,7 @@ from alerts.targets.sync import sync_catalogue
 from db.models import Alert, ItemTarget, Target, TargetChange
 from tests.fakes.adapters import article
 from tests.test_digests.factories import Factory
-from tests.test_subscriptions.harness import ADMIN_TOKEN, Harness
+from tests.test_subscriptions.harness import ADMIN_TOKEN, Harness, text_of
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -165,9 +165,15 @@ def test_removing_a_followed_target_needs_force(
     assert "1 alert" in refused.json()["detail"]
     assert target(session, "her2-exon20") is not None
 
+    harness.api_subscribe("bob@example.org")  # never confirmed: told nothing
     assert client.delete("/api/v1/targets/her2-exon20", params={"force": "true"},
                          headers=ADMIN).status_code == 204
     assert target(session, "her2-exon20") is None
+    *_confirmation, notice = harness.mails("ann@example.org")
+    assert notice["Subject"] == "Your alert ended: HER2 (ERBB2) exon 20"
+    assert "/manage?token=" in text_of(notice)
+    assert [str(m["Subject"]) for m in harness.mails("bob@example.org")] == [
+        "Confirm your alert: HER2 (ERBB2) exon 20"]
     assert session.scalars(select(Alert)).all() == []
     assert client.get("/api/v1/targets/her2-exon20/items").status_code == 404
     history = client.get("/api/v1/targets/her2-exon20/changes", headers=ADMIN).json()["data"]
@@ -198,7 +204,8 @@ def test_an_edit_of_the_rule_rematches_the_stored_items(session: Session) -> Non
     assert [c.action for c in target_history(session, "kras-g12c")] == ["add", "edit"]
 
 
-def test_errors_of_the_service(session: Session) -> None:
+def test_errors_of_the_service(session: Session, harness: Harness) -> None:
+    settings = harness.settings
     with pytest.raises(Conflict):
         add_target(session, kras(slug="her2-exon20"), by="test", now=NOW)
     with pytest.raises(InvalidFields) as raised:
@@ -207,8 +214,9 @@ def test_errors_of_the_service(session: Session) -> None:
     make = Factory(session)
     make.alert(make.subscriber(), target(session, "her2-exon20"))
     with pytest.raises(Conflict):
-        remove_target(session, "her2-exon20", by="test", now=NOW)
-    assert remove_target(session, "her2-exon20", by="test", now=NOW, force=True) == 1
+        remove_target(session, "her2-exon20", by="test", now=NOW, settings=settings)
+    assert remove_target(session, "her2-exon20", by="test", now=NOW, settings=settings,
+                         force=True) == 1
 
 
 # -- the file and the changes made by hand ------------------------------------------------
@@ -281,14 +289,14 @@ def test_an_edit_that_makes_the_target_what_the_file_says_ends_the_warning(
 
 
 def test_sync_leaves_targets_added_or_removed_by_hand_alone_until_reset(
-    session: Session
+    session: Session, harness: Harness
 ) -> None:
     add_target(session, kras(name="Added by hand"), by="ann", now=NOW)
     local = sync_catalogue(session, catalogue(), now=NOW)
     assert local.kept == {"kras-g12c": "added by hand, the file lists it differently"}
     assert target(session, "kras-g12c").name == "Added by hand"  # type: ignore[union-attr]
 
-    remove_target(session, "her2-exon20", by="ann", now=NOW)
+    remove_target(session, "her2-exon20", by="ann", now=NOW, settings=harness.settings)
     shipped_her2 = sync_catalogue(session, _her2_file(), now=NOW)
     assert shipped_her2.kept == {"her2-exon20": "removed by hand, still in the file"}
     assert target(session, "her2-exon20") is None

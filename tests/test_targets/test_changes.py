@@ -7,19 +7,15 @@ when both changed) until `--reset`."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
-from alerts.cli import app
 from alerts.errors import Conflict, InvalidFields
 from alerts.items.service import ingest
 from alerts.targets.catalogue import parse_catalogue
@@ -29,6 +25,7 @@ from db.models import Alert, ItemTarget, Target, TargetChange
 from tests.fakes.adapters import article
 from tests.test_digests.factories import Factory
 from tests.test_subscriptions.harness import ADMIN_TOKEN, Harness, text_of
+from tests.test_targets.conftest import Invoke
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -317,15 +314,6 @@ def _her2_file() -> Any:
 
 # -- the command line ----------------------------------------------------------------------
 
-Invoke = Callable[..., Result]
-
-
-@pytest.fixture
-def invoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> Invoke:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ALERTS_DATABASE_URL", db_url)
-    monkeypatch.setenv("ALERTS_VAR_DIR", str(tmp_path / "var"))
-    return lambda *args: CliRunner().invoke(app, list(args))
 
 
 def test_the_commands_add_edit_remove_and_show_the_history(

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from alerts import __version__
 from alerts.config import Settings
 from alerts.errors import AlertsError
+from alerts.progress.service import DrugNamesCache
 from alerts.targets.search import IndexCache
 from db.session import make_engine, make_sessionmaker
 
@@ -66,6 +67,7 @@ def create_app(
     app.state.engine = engine
     app.state.session_factory = session_factory or make_sessionmaker(engine)
     app.state.target_index = IndexCache()  # the catalogue's search index, per process
+    app.state.drug_names = DrugNamesCache()  # the target pages' drug names, per process
     for key, value in state.items():
         setattr(app.state, key, value)
 

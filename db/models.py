@@ -48,8 +48,36 @@ class Target(TimestampMixin, Base):
     #: (genes, variant terms and patterns, drugs ...), or the older
     #: {"genes", "mutations", "drugs"}; read through alerts.matching.compile_rule.
     match_terms: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    #: Where the synonyms and drugs come from (the catalogue entry's `sources`).
+    sources: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
+    #: "file" (the catalogue file owns it) or "local" (added by `alerts targets add` or
+    #: the admin API: `alerts targets sync` never touches it).
+    origin: Mapped[str] = mapped_column(
+        String(8), nullable=False, default="file", server_default="file"
+    )
+    #: The catalogue file's entry as the last sync applied it (null until then): a target
+    #: whose entry differs from it was edited locally, and sync keeps that edit.
+    file_entry: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     feeds: Mapped[list[Feed]] = relationship(back_populates="target", lazy="raise")
+
+
+class TargetChange(Base):
+    """Who changed which target, when, and how: the entry before and after (null before an
+    add, null after a removal). Written in the transaction of the change itself. Keyed by
+    slug, not by a foreign key, so a removed target's history stays."""
+
+    __tablename__ = "target_changes"
+    __table_args__ = (Index("ix_target_changes_slug_id", "target_slug", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    target_slug: Mapped[str] = mapped_column(String(64), nullable=False)
+    action: Mapped[str] = mapped_column(String(8), nullable=False)  # add | edit | remove
+    #: "catalogue sync", "<os user> (command line)" or "admin token <fingerprint>".
+    changed_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, nullable=False)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class Feed(TimestampMixin, Base):

@@ -146,10 +146,11 @@ def test_backfill_fetches_from_the_date_and_reports(
 def test_targets_add_then_list(invoke: Invoke, db_url: str) -> None:
     added = invoke(
         "targets", "add", "kras-g12c", "--name", "KRAS G12C", "--description", "KRAS",
-        "--pubmed-query", "KRAS G12C[tiab]", "--gene", "KRAS", "--mutation", "G12C",
-        "--drug", "sotorasib", "--drug", "adagrasib",
+        "--kind", "variant", "--pubmed-query", "KRAS G12C[tiab]", "--gene", "KRAS",
+        "--variant-term", "G12C", "--drug", "sotorasib", "--drug", "adagrasib",
     )
-    assert (added.exit_code, added.stdout) == (0, "added target kras-g12c\n")
+    assert (added.exit_code, added.stdout) == (
+        0, "added target kras-g12c; rematched: 0 kept, 0 newly matched, 0 newly rejected\n")
     listed = invoke("targets", "list")
     assert listed.exit_code == 0
     assert listed.stdout.splitlines() == [
@@ -160,22 +161,24 @@ def test_targets_add_then_list(invoke: Invoke, db_url: str) -> None:
     with engine.connect() as connection:
         terms = connection.scalar(select(Target.match_terms).where(Target.slug == "kras-g12c"))
     engine.dispose()
-    assert terms == {"genes": ["KRAS"], "mutations": ["G12C"],
-                     "drugs": ["sotorasib", "adagrasib"]}
+    assert (terms["kind"], terms["genes"], terms["variant_terms"]) == (
+        "variant", ["KRAS"], ["G12C"])
+    assert [drug["name"] for drug in terms["drugs"]] == ["sotorasib", "adagrasib"]
 
 
 @pytest.mark.parametrize(
     ("slug", "message"),
     [
         (SLUG, "error: target 'her2-exon20' already exists"),
-        ("KRAS_G12C", "error: invalid slug: must be lowercase letters, digits and hyphens "
-                      "(e.g. her2-exon20)"),
+        ("KRAS_G12C", "error: slug: 'KRAS_G12C' must match ^[a-z0-9][a-z0-9-]{1,62}$ "
+                      "(lowercase letters, digits, hyphens)"),
     ],
 )
 def test_targets_add_refuses_a_taken_or_malformed_slug(
     invoke: Invoke, slug: str, message: str
 ) -> None:
-    outcome = invoke("targets", "add", slug, "--name", "Another")
+    outcome = invoke("targets", "add", slug, "--name", "Another", "--description", "x",
+                     "--kind", "protein", "--gene", "KRAS")
     assert outcome.exit_code == 1
     assert outcome.stderr.strip() == message
 
@@ -216,7 +219,8 @@ def test_feeds_add_refuses_bad_input_and_keeps_what_is_there(
         ["poll"],
         ["backfill", "--target", SLUG, "--since", "2024-01-01"],
         ["targets", "list"],
-        ["targets", "add", "kras-g12c", "--name", "KRAS"],
+        ["targets", "add", "kras-g12c", "--name", "KRAS", "--description", "x",
+         "--kind", "protein", "--gene", "KRAS"],
         ["feeds", "add", "https://news.example/x.xml", "--target", SLUG],
         ["serve"],
         ["scheduler"],

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from db.models import Alert, Feed, Target
+from db.models import Alert, Feed, Target, TargetChange
 from db.statuses import AlertStatus
 
 
@@ -124,3 +124,29 @@ def most_followed(session: Session, limit: int) -> list[int]:
         .limit(limit)
     )
     return [target_id for target_id, _ in rows]
+
+
+def changes_of(session: Session, slug: str) -> list[TargetChange]:
+    """The recorded changes of the target `slug`, oldest first."""
+    return list(session.scalars(
+        select(TargetChange).where(TargetChange.target_slug == slug).order_by(TargetChange.id)
+    ))
+
+
+def last_removed(session: Session, slugs: Iterable[str]) -> set[str]:
+    """Among `slugs`, those whose latest recorded change is a removal."""
+    wanted = list(dict.fromkeys(slugs))
+    if not wanted:
+        return set()
+    latest = (
+        select(TargetChange.target_slug, func.max(TargetChange.id).label("last_id"))
+        .where(TargetChange.target_slug.in_(wanted))
+        .group_by(TargetChange.target_slug)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(TargetChange.target_slug)
+        .join(latest, TargetChange.id == latest.c.last_id)
+        .where(TargetChange.action == "remove")
+    )
+    return set(rows)

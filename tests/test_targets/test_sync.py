@@ -3,17 +3,12 @@ rule rematched at once, nothing deleted; and the commands around it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-from click.testing import Result
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
-from alerts.cli import app
 from alerts.items.service import ingest
 from alerts.targets.catalogue import load_catalogue, parse_catalogue
 from alerts.targets.sync import sync_catalogue
@@ -22,9 +17,9 @@ from db.session import make_engine
 from tests.conftest import SUITE_TARGETS
 from tests.fakes.adapters import article
 from tests.test_digests.factories import Factory
+from tests.test_targets.conftest import Invoke
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
-Invoke = Callable[..., Result]
 
 
 def catalogue_text(*, name: str = "Drug watch", drug: str = "zongertinib") -> str:
@@ -90,14 +85,6 @@ def test_a_changed_rule_is_rematched_by_the_sync(session: Session) -> None:
     assert (counts.newly_matched, counts.newly_rejected) == (1, 1)
     assert "updated drug-watch (rule); rematched: 0 kept, 1 newly matched, 1 newly " \
            "rejected" in report.lines()
-
-
-@pytest.fixture
-def invoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> Invoke:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ALERTS_DATABASE_URL", db_url)
-    monkeypatch.setenv("ALERTS_VAR_DIR", str(tmp_path / "var"))
-    return lambda *args: CliRunner().invoke(app, list(args))
 
 
 def targets_in(db_url: str) -> list[str]:

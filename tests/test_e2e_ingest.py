@@ -127,6 +127,8 @@ def test_a_trial_whose_status_changed_upstream_shows_an_update_event(
     """The recorded NCT02210780 names Dupixent only among its interventions' other names:
     a target with that drug matches it there, HER2 exon 20 does not."""
     added = CliRunner().invoke(cli, ["targets", "add", "dupilumab", "--name", "Dupilumab",
+                                     "--description", "IL-4 receptor alpha antibody",
+                                     "--kind", "protein", "--gene", "IL4R",
                                      "--ctgov-term", "dupilumab", "--drug", "Dupixent"])
     assert added.exit_code == 0, added.output
     alerts_poll()

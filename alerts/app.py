@@ -8,7 +8,9 @@ that reason.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from alerts import __version__
 from alerts.config import Settings
 from alerts.errors import AlertsError
+from alerts.items.json_pages import JsonPages
 from alerts.targets.search import IndexCache
 from db.session import make_engine, make_sessionmaker
 
@@ -61,9 +64,13 @@ def create_app(
         version=__version__,
         description="Email digests of new publications, trials and news about "
         "drug-discovery targets.",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine
+    # The item list's PostgreSQL reader opens connections of its own, so it only serves
+    # apps whose sessions come from the engine (not tests' injected, rolled-back ones).
+    app.state.item_pages = JsonPages.for_engine(engine) if session_factory is None else None
     app.state.session_factory = session_factory or make_sessionmaker(engine)
     app.state.target_index = IndexCache()  # the catalogue's search index, per process
     for key, value in state.items():
@@ -77,6 +84,13 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    if app.state.item_pages is not None:
+        await app.state.item_pages.close()
 
 
 def _install_error_handlers(app: FastAPI) -> None:

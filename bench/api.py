@@ -60,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
 
 SLUG = "her2-exon20"
 ITEMS_PATH = f"/api/v1/targets/{SLUG}/items?limit=50"
@@ -181,6 +182,8 @@ class Result:
     statuses: dict[int, int]
     #: CPU seconds the server process spent during the run (None where /proc is not).
     server_cpu: float | None = None
+    #: CPU seconds PostgreSQL's backends for the bench database spent during the run.
+    database_cpu: float | None = None
 
     @property
     def rate(self) -> float:
@@ -189,6 +192,10 @@ class Result:
     @property
     def cpu_ms_per_request(self) -> float | None:
         return None if self.server_cpu is None else self.server_cpu * 1000 / self.requests
+
+    @property
+    def database_ms_per_request(self) -> float | None:
+        return None if self.database_cpu is None else self.database_cpu * 1000 / self.requests
 
     def count(self, low: int, high: int) -> int:
         return sum(n for code, n in self.statuses.items() if low <= code < high)
@@ -307,6 +314,24 @@ def cpu_seconds(pid: int) -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def backend_cpu(database_url: str | None) -> dict[int, float]:
+    """pid -> CPU seconds of each PostgreSQL backend connected to the database of
+    `database_url` (this look-up's own excepted); empty unless the server is local."""
+    if database_url is None:
+        return {}
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            pids = connection.execute(text(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalars().all()
+    finally:
+        engine.dispose()
+    found = {pid: cpu_seconds(pid) for pid in pids}
+    return {pid: seconds for pid, seconds in found.items() if seconds is not None}
+
+
 @contextlib.contextmanager
 def server(argv: list[str], env: dict[str, str], probe: str, log: Path) -> Iterator[int]:
     """Start a server; its pid while it answers `probe`."""
@@ -362,16 +387,20 @@ def subscribe_form(base: str) -> tuple[str, str]:
 
 def wrk(
     name: str, url: str, args: argparse.Namespace, script: Path, env: dict[str, str],
-    pid: int,
+    pid: int, database_url: str | None = None,
 ) -> Result:
     threads = min(args.connections, args.threads)
     argv = [
         "wrk", f"-t{threads}", f"-c{args.connections}", f"-d{args.duration}s",
         "--timeout", "10s", "-s", str(script), url,
     ]
-    cpu_before = cpu_seconds(pid)
+    cpu_before, database_before = cpu_seconds(pid), backend_cpu(database_url)
     done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env})
-    cpu_after = cpu_seconds(pid)
+    cpu_after, database_after = cpu_seconds(pid), backend_cpu(database_url)
+    # Backends that connected during the run count whole; any that left are missed.
+    database_cpu = sum(
+        seconds - database_before.get(backend, 0.0) for backend, seconds in database_after.items()
+    ) if database_after else None
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
     if done.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed for {name}:\n{done.stdout}\n{done.stderr}")
@@ -385,18 +414,20 @@ def wrk(
         p99_ms=data["p99_us"] / 1000,
         statuses={int(code): count for code, count in data["statuses"].items()},
         server_cpu=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+        database_cpu=database_cpu,
     )
 
 
 def report(results: list[Result], bare: Result) -> None:
     print(f"\n{'run':<24} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'x bare':>7} "
-          f"{'cpu ms/req':>10}  statuses")
+          f"{'cpu ms/req':>10} {'db ms/req':>9}  statuses")
     for r in results:
         statuses = " ".join(f"{code}:{n}" for code, n in sorted(r.statuses.items()))
         errors = f" socket errors:{r.errors}" if r.errors else ""
         cpu = "n/a" if r.cpu_ms_per_request is None else f"{r.cpu_ms_per_request:.2f}"
+        db = "" if r.database_ms_per_request is None else f"{r.database_ms_per_request:.2f}"
         print(f"{r.name:<24} {r.rate:>8.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} "
-              f"{r.rate / bare.rate:>7.2f} {cpu:>10}  {statuses}{errors}")
+              f"{r.rate / bare.rate:>7.2f} {cpu:>10} {db:>9}  {statuses}{errors}")
 
 
 def main() -> None:
@@ -454,8 +485,10 @@ def main() -> None:
             "ALERTS_SECRET_KEY": "bench-secret-key-0123456789",
             "ALERTS_PUBLIC_URL": app_base,
         }
-        alerts = str(Path(sys.executable).with_name("alerts"))
-        with server([alerts, "serve", "--host", "127.0.0.1", "--port", str(app_port)],
+        # This checkout's code (not whatever `alerts` is installed on PATH): PYTHONPATH.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        alerts = [sys.executable, "-m", "alerts.cli"]
+        with server([*alerts, "serve", "--host", "127.0.0.1", "--port", str(app_port)],
                     env, app_base + "/healthz", directory / "app.log") as app_pid:
             with urllib.request.urlopen(app_base + ITEMS_PATH) as response:
                 body = response.read()
@@ -471,12 +504,13 @@ def main() -> None:
                 bare = wrk("bare endpoint", bare_base + "/bare", args, script, {}, bare_pid)
                 results = [bare]
                 results.append(wrk("items first page", app_base + ITEMS_PATH, args, script, {},
-                                   app_pid))
+                                   app_pid, url))
                 deep = f"{app_base}{ITEMS_PATH}&cursor={cursor}"
-                results.append(wrk("items deep cursor", deep, args, script, {}, app_pid))
+                results.append(wrk("items deep cursor", deep, args, script, {}, app_pid,
+                                   url))
                 form, cookie = subscribe_form(app_base)
                 results.append(wrk("POST /subscribe", app_base + "/subscribe", args, script,
-                                   {"BENCH_FORM": form, "BENCH_COOKIE": cookie}, app_pid))
+                                   {"BENCH_FORM": form, "BENCH_COOKIE": cookie}, app_pid, url))
                 results.append(wrk("bare endpoint (again)", bare_base + "/bare", args,
                                    script, {}, bare_pid))
         report(results, bare)

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from alerts import __version__
 from alerts.config import Settings
 from alerts.errors import AlertsError
-from alerts.items.json_pages import JsonPages
+from alerts.items.json_pages import ItemListFastPath, JsonPages
 from alerts.targets.search import IndexCache
 from db.session import make_engine, make_sessionmaker
 
@@ -81,6 +81,8 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     _install_error_handlers(app)
+    if app.state.item_pages is not None:  # innermost: inside the two below
+        app.add_middleware(ItemListFastPath, pages=app.state.item_pages)  # type: ignore[arg-type]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
     return app

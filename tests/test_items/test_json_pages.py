@@ -221,3 +221,71 @@ def test_a_cut_connection_is_replaced(
     response = client.get(PATH)
     assert response.status_code == 200
     assert response.json() == generic(stored)
+
+
+@pytest.fixture
+def generic_client(
+    tmp_path: Path, db_url: str, isolated: tuple[Engine, sessionmaker[Session]]
+) -> Iterator[TestClient]:
+    """The app with injected sessions: the generic route only, no reader, no fast path."""
+    engine, factory = isolated
+    app = create_app(make_settings(tmp_path, db_url), engine=engine, session_factory=factory)
+    assert app.state.item_pages is None
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        PATH, f"{PATH}?limit=2", f"{PATH}?limit=200", f"{PATH}?kind=trial&limit=1",
+        f"{PATH}?since=2026-06-01T10:00:00%2B01:00", f"{PATH}?since=2026-06-02",
+        # odd forms and bad values, which the fast path leaves to the route
+        f"{PATH}?limit=050", f"{PATH}?limit=%2B5", f"{PATH}?limit=5.0", f"{PATH}?limit=201",
+        f"{PATH}?limit=0", f"{PATH}?limit=", f"{PATH}?limit=2&limit=3", f"{PATH}?kind=",
+        f"{PATH}?kind=poem", f"{PATH}?since=", f"{PATH}?since={'2' * 65}", f"{PATH}?cursor=",
+        f"{PATH}?cursor=bad", f"{PATH}?cursor={'A' * 201}", f"{PATH}?foo=bar",
+        f"{PATH}?limit=2&foo", "/api/v1/targets/her2%2Dexon20/items",
+        "/api/v1/targets/no-such-target/items", "/api/v1/targets/no-such-target/items?limit=1",
+        f"{PATH}/", "/api/v1/targets//items",
+    ],
+)
+def test_the_fast_path_answers_what_the_route_answers(
+    client: TestClient, generic_client: TestClient, stored: sessionmaker[Session],
+    target: str,
+) -> None:
+    fast, route = client.get(target), generic_client.get(target)
+    assert (fast.status_code, fast.headers.get("content-type")) == (
+        route.status_code, route.headers.get("content-type"))
+    if fast.headers.get("content-type") == "application/json":
+        assert fast.json() == route.json()
+    for header in ("content-security-policy", "x-frame-options", "x-content-type-options"):
+        assert fast.headers[header] == route.headers[header]
+
+
+def test_a_cursor_page_is_served_by_the_fast_path_and_the_route_alike(
+    client: TestClient, generic_client: TestClient, stored: sessionmaker[Session]
+) -> None:
+    cursor = client.get(PATH, params={"limit": 2}).json()["next_cursor"]
+    for params in ({"limit": 2, "cursor": cursor}, {"cursor": cursor, "kind": "news"}):
+        assert client.get(PATH, params=params).json() == generic_client.get(
+            PATH, params=params).json()
+
+
+def test_plain_requests_take_the_fast_path_and_the_rest_the_route(
+    client: TestClient, stored: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pages = client.app.state.item_pages  # type: ignore[attr-defined]
+    calls: list[bool] = []
+    page = pages.page
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("missing_ok", False))
+        return await page(*args, **kwargs)
+
+    monkeypatch.setattr(pages, "page", spy)
+    client.get(PATH, params={"limit": 3})
+    client.get(PATH, params={"limit": "03"})  # valid, not plain: the route's own read
+    assert client.get("/api/v1/targets/nope/items").status_code == 404
+    # the fast path, then the route; for the unknown target the fast path then the route
+    assert calls == [True, False, True, False]

@@ -15,6 +15,8 @@ generic path, `service.list_target_items`.
 from __future__ import annotations
 
 import re
+import time
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Literal, overload
 from urllib.parse import parse_qsl
@@ -44,11 +46,65 @@ def _configure(connection: psycopg.AsyncConnection) -> None:
     connection.adapters.register_loader("text", _RawText)
 
 
+#: Bytes of page bodies a process keeps (see `PageCache`), and how long one is kept.
+CACHE_BYTES = 16 * 2**20
+CACHE_SECONDS = 600.0
+
+PageKey = tuple[str, datetime | None, str | None, tuple[datetime, int] | None, int]
+
+
+class PageCache:
+    """Pages already written, each with the fingerprint of the row versions it was
+    written from (`repository.target_items_fingerprint_sql`), least recently used
+    dropped beyond `max_bytes`, and none kept longer than `max_seconds`.
+
+    A kept page is never answered on trust: each request reads the page's current
+    fingerprint (the same rows as the page, from the same indexes, without writing
+    any JSON) and the kept body is answered only when the two are equal, i.e. when no
+    link, item or event of the page was written since; otherwise the page is read and
+    written again. So a page is never stale: whatever is committed before the request's
+    statement starts is in its answer, exactly as without the cache. (Row versions are
+    transaction ids, which PostgreSQL reuses only after ~4 billion transactions; the
+    age limit keeps an entry from living anywhere near that long.)"""
+
+    def __init__(self, max_bytes: int = CACHE_BYTES, max_seconds: float = CACHE_SECONDS):
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
+        self._entries: OrderedDict[PageKey, tuple[str, bytes, float]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: PageKey) -> tuple[str, bytes] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        fingerprint, body, stored = entry
+        if time.monotonic() - stored > self.max_seconds:
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return fingerprint, body
+
+    def put(self, key: PageKey, fingerprint: str, body: bytes) -> None:
+        if key in self._entries:
+            self._drop(key)
+        if len(body) > self.max_bytes:
+            return
+        self._entries[key] = (fingerprint, body, time.monotonic())
+        self._bytes += len(body)
+        while self._bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: PageKey) -> None:
+        _fingerprint, body, _stored = self._entries.pop(key)
+        self._bytes -= len(body)
+
+
 class JsonPages:
     """Pages of a target's items as JSON bytes, from PostgreSQL."""
 
-    def __init__(self, pool: AsyncPool) -> None:
+    def __init__(self, pool: AsyncPool, cache: PageCache | None = None) -> None:
         self.pool = pool
+        self.cache = cache if cache is not None else PageCache()
 
     @classmethod
     def for_engine(cls, engine: Engine) -> JsonPages | None:
@@ -81,10 +137,11 @@ class JsonPages:
     ) -> bytes | None:
         """The `ItemPage` JSON of `service.list_target_items` for the same arguments (the
         cursor already decoded into `after`). NotFound for an unknown slug (None with
-        `missing_ok`)."""
-        sql = repository.target_items_json_sql(
-            since is not None, kind is not None, after is not None, limit
-        )
+        `missing_ok`).
+
+        A page kept by the `PageCache` costs one read of its fingerprint; a page not
+        kept, or changed since, is read and written by PostgreSQL and kept."""
+        filters = (since is not None, kind is not None, after is not None, limit)
         params: dict[str, Any] = {"slug": slug}
         if since is not None:
             params["since"] = since
@@ -92,24 +149,46 @@ class JsonPages:
             params["kind"] = kind
         if after is not None:
             params["after_at"], params["after_id"] = after
+        key: PageKey = (slug, since, kind, after, limit)
+        kept = self.cache.get(key)
+        if kept is not None:
+            target_id, fingerprint = await self._one(
+                repository.target_items_fingerprint_sql(*filters), params
+            )
+            if target_id is None:
+                self._missing(slug, missing_ok)
+                return None
+            if fingerprint.decode() == kept[0]:
+                return kept[1]
+        target_id, data, last_at, last_id, fingerprint = await self._one(
+            repository.target_items_json_sql(*filters), params
+        )
+        if target_id is None:
+            self._missing(slug, missing_ok)
+            return None
+        next_cursor = encode_cursor(last_at, last_id) if last_id is not None else None
+        body = b'{"data":' + data + b',"next_cursor":' + orjson.dumps(next_cursor) + b"}"
+        self.cache.put(key, fingerprint.decode(), body)
+        return body
+
+    async def _one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+        """The one row of `sql` (an aggregate without GROUP BY: always one row)."""
 
         async def read(connection: psycopg.AsyncConnection) -> tuple[Any, ...] | None:
             cursor = await connection.execute(sql, params, prepare=True)
             return await cursor.fetchone()
 
         row = await self.pool.run(read)
-        assert row is not None  # an aggregate without GROUP BY: always one row
-        target_id, data, last_at, last_id = row
-        if target_id is None:
-            if missing_ok:
-                return None
+        assert row is not None
+        return row
+
+    def _missing(self, slug: str, missing_ok: bool) -> None:
+        """NotFound for the unknown `slug`, unless `missing_ok`."""
+        if not missing_ok:
             raise NotFound(f"unknown target {slug!r}")
-        next_cursor = encode_cursor(last_at, last_id) if last_id is not None else None
-        return b'{"data":' + data + b',"next_cursor":' + orjson.dumps(next_cursor) + b"}"
 
     async def close(self) -> None:
         await self.pool.close()
-
 
 
 #: The route's path; `{slug}` is any run of characters without a slash, as Starlette's.

@@ -379,24 +379,12 @@ def _utc_text(column: str) -> str:
     )
 
 
-@functools.cache
-def target_items_json_sql(since: bool, kind: bool, after: bool, limit: int) -> str:
-    """PostgreSQL only: one page of `target_items_query` written as JSON by the server.
-
-    The same rows, order and keyset as `_target_items_statement` (the page is read on
-    ix_item_targets_target_created_item; each trial's events by ix_item_events_item_id),
-    but PostgreSQL writes the page's `data` array itself, in the shape and datetime
-    format of `ItemPage` (`schemas.ItemOut`), so the process only passes bytes on: no
-    row, column or value reaches Python. One row comes back:
-
-    - `target_id`: the target's id, NULL when the slug is unknown (404);
-    - `data`: the JSON array of at most `limit` items;
-    - `last_at`, `last_id`: the sort key of item number `limit` when a further item
-      exists (the next cursor), else NULL.
-
-    Parameters (psycopg's named style): slug, and since / kind / after_at, after_id for
-    the filters in use. `limit` is written into the SQL, as in the generic statement,
-    so a prepared statement's plan knows it reads a few rows."""
+def _page_cte(since: bool, kind: bool, after: bool, limit: int, *, content: bool) -> str:
+    """The `target` and `page` CTEs of the PostgreSQL page statements: the same rows,
+    order and keyset as `_target_items_statement` (read on
+    ix_item_targets_target_created_item), `limit` + 1 of them numbered by `n`, with the
+    row versions (`xmin`) the fingerprint is made of, and with `content` the columns
+    the page shows."""
     filters = ["it.target_id = (SELECT id FROM target)"]
     if since:
         filters.append("it.created_at >= %(since)s")
@@ -404,6 +392,69 @@ def target_items_json_sql(since: bool, kind: bool, after: bool, limit: int) -> s
         filters.append("i.kind = %(kind)s")
     if after:
         filters.append("(it.created_at, it.item_id) < (%(after_at)s, %(after_id)s)")
+    return (
+        "WITH target AS (SELECT id FROM targets WHERE slug = %(slug)s), "
+        "page AS ("
+        "SELECT it.id AS link_id, it.xmin AS link_version, i.xmin AS item_version, "
+        "it.target_id, it.created_at AS linked_at, it.item_id AS id, i.kind, "
+        + (
+            "it.matched_terms, it.evidence, it.evidence_field, it.highlights, i.source, "
+            "i.external_id, i.title, i.url, i.summary, i.published_at, i.data, "
+            if content else ""
+        )
+        + "row_number() OVER (ORDER BY it.created_at DESC, it.item_id DESC) AS n "
+        "FROM item_targets AS it JOIN items AS i ON i.id = it.item_id "
+        f"WHERE {' AND '.join(filters)} "
+        f"ORDER BY it.created_at DESC, it.item_id DESC LIMIT {int(limit) + 1}) "
+    )
+
+
+#: Which row versions make the page: for each of its `limit` + 1 links, the link's and
+#: the item's id and version, and for trials the id and version of each of its events
+#: for the target. Any write that can change the page's JSON (a link stored, moved or
+#: removed; an item or an event stored, updated or deleted; the target replaced)
+#: changes this list: an UPDATE writes a new row version with the writing
+#: transaction's id as `xmin`.
+_FINGERPRINT = (
+    "coalesce(md5(string_agg(concat_ws(' ', page.target_id, page.link_id, "
+    "page.link_version, page.id, page.item_version, CASE WHEN page.kind = 'trial' THEN "
+    "(SELECT string_agg(e.id || ' ' || e.xmin, ' ' ORDER BY e.id) FROM item_events AS e "
+    "WHERE e.item_id = page.id AND e.target_id = page.target_id) END), "
+    "',' ORDER BY page.n)), '') AS fingerprint"
+)
+
+
+@functools.cache
+def target_items_fingerprint_sql(since: bool, kind: bool, after: bool, limit: int) -> str:
+    """PostgreSQL only: the fingerprint `target_items_json_sql` returns next to the page,
+    without the page (about a quarter of its cost): one row of `target_id` (NULL for an
+    unknown slug) and `fingerprint`. Equal fingerprints mean an equal page: a page
+    kept with its fingerprint can be answered again while the two match."""
+    return (
+        _page_cte(since, kind, after, limit, content=False)
+        + f"SELECT (SELECT id FROM target) AS target_id, {_FINGERPRINT} FROM page"
+    )
+
+
+@functools.cache
+def target_items_json_sql(since: bool, kind: bool, after: bool, limit: int) -> str:
+    """PostgreSQL only: one page of `target_items_query` written as JSON by the server.
+
+    The same rows and order as `_target_items_statement` (each trial's events read by
+    ix_item_events_item_id), but PostgreSQL writes the page's `data` array itself, in
+    the shape and datetime format of `ItemPage` (`schemas.ItemOut`), so the process only
+    passes bytes on: no row, column or value reaches Python. One row comes back:
+
+    - `target_id`: the target's id, NULL when the slug is unknown (404);
+    - `data`: the JSON array of at most `limit` items;
+    - `last_at`, `last_id`: the sort key of item number `limit` when a further item
+      exists (the next cursor), else NULL;
+    - `fingerprint`: see `target_items_fingerprint_sql` (same statement, same snapshot
+      as the page).
+
+    Parameters (psycopg's named style): slug, and since / kind / after_at, after_id for
+    the filters in use. `limit` is written into the SQL, as in the generic statement,
+    so a prepared statement's plan knows it reads a few rows."""
     changes = (
         "coalesce((SELECT json_agg(json_build_object("
         "'field', c.value -> 'field', 'old', c.value -> 'old', 'new', c.value -> 'new') "
@@ -429,22 +480,13 @@ def target_items_json_sql(since: bool, kind: bool, after: bool, limit: int) -> s
         "'data', page.data, "
         f"'events', CASE WHEN page.kind = 'trial' THEN {events} END)"
     )
+    further = f"EXISTS (SELECT 1 FROM page AS further WHERE further.n = {int(limit) + 1})"
     return (
-        "WITH target AS (SELECT id FROM targets WHERE slug = %(slug)s), "
-        "page AS ("
-        "SELECT it.target_id, it.created_at AS linked_at, it.item_id AS id, "
-        "it.matched_terms, it.evidence, it.evidence_field, it.highlights, "
-        "i.source, i.external_id, i.kind, i.title, i.url, i.summary, i.published_at, "
-        "i.data, row_number() OVER (ORDER BY it.created_at DESC, it.item_id DESC) AS n "
-        "FROM item_targets AS it JOIN items AS i ON i.id = it.item_id "
-        f"WHERE {' AND '.join(filters)} "
-        f"ORDER BY it.created_at DESC, it.item_id DESC LIMIT {int(limit) + 1}) "
-        "SELECT (SELECT id FROM target) AS target_id, "
+        _page_cte(since, kind, after, limit, content=True)
+        + "SELECT (SELECT id FROM target) AS target_id, "
         f"coalesce(json_agg({item} ORDER BY page.n) FILTER (WHERE page.n <= {int(limit)}), "
         "'[]'::json)::text AS data, "
-        f"max(page.linked_at) FILTER (WHERE page.n = {int(limit)} AND EXISTS "
-        f"(SELECT 1 FROM page AS further WHERE further.n = {int(limit) + 1})) AS last_at, "
-        f"max(page.id) FILTER (WHERE page.n = {int(limit)} AND EXISTS "
-        f"(SELECT 1 FROM page AS further WHERE further.n = {int(limit) + 1})) AS last_id "
-        "FROM page"
+        f"max(page.linked_at) FILTER (WHERE page.n = {int(limit)} AND {further}) AS last_at, "
+        f"max(page.id) FILTER (WHERE page.n = {int(limit)} AND {further}) AS last_id, "
+        f"{_FINGERPRINT} FROM page"
     )

@@ -1,6 +1,7 @@
 """On PostgreSQL the item list is read as JSON written by the database
 (`alerts.items.json_pages`): it must answer what the generic path answers, page by page
-and error by error, and survive a cut connection.
+and error by error, never answer a kept page after a write to it, and survive a cut
+connection.
 
 These tests commit (the reader has connections of its own, which cannot see a test's
 rolled-back transaction), so each runs on a database of its own."""
@@ -8,6 +9,7 @@ rolled-back transaction), so each runs on a database of its own."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.app import create_app
 from alerts.items import service
-from alerts.items.json_pages import JsonPages
+from alerts.items.json_pages import JsonPages, PageCache
 from alerts.items.schemas import ItemPage, page_json
 from db.models import ItemEvent, ItemTarget, Target
 from db.session import transaction
@@ -289,3 +291,85 @@ def test_plain_requests_take_the_fast_path_and_the_rest_the_route(
     assert client.get("/api/v1/targets/nope/items").status_code == 404
     # the fast path, then the route; for the unknown target the fast path then the route
     assert calls == [True, False, True, False]
+
+
+WRITES = {
+    "an item's title": "UPDATE items SET title = title || ' (revised)' WHERE external_id = '1'",
+    "a trial's data": "UPDATE items SET data = jsonb_set(data, '{x}', '1') "
+                      "WHERE external_id = 'NCT02'",
+    "a link's evidence": "UPDATE item_targets SET evidence = 'other' "
+                         "WHERE item_id = (SELECT id FROM items WHERE external_id = 'e1')",
+    "a new event": "INSERT INTO item_events (item_id, target_id, kind, changes, created_at) "
+                   "SELECT item_id, target_id, 'updated', '[]', now() FROM item_events "
+                   "WHERE kind = 'new' AND item_id = "
+                   "(SELECT id FROM items WHERE external_id = 'NCT02')",
+    "an event removed": "DELETE FROM item_events WHERE kind = 'updated'",
+    "an event's changes": "UPDATE item_events SET changes = '[{\"field\": \"f\"}]' "
+                          "WHERE kind = 'updated'",
+    "a link removed": "DELETE FROM item_targets "
+                      "WHERE item_id = (SELECT id FROM items WHERE external_id = '2')",
+    "a link moved into the page": "UPDATE item_targets SET created_at = created_at "
+                                  "+ interval '1 minute' "
+                                  "WHERE item_id = (SELECT id FROM items WHERE external_id = '1')",
+    "the same value written again": "UPDATE items SET title = title "
+                                    "WHERE external_id = 'e1'",
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES), ids=list(WRITES))
+@pytest.mark.parametrize("params", [{}, {"limit": 3}, {"kind": "trial"}])
+def test_a_kept_page_is_never_answered_after_a_write_to_it(
+    client: TestClient, stored: sessionmaker[Session], write: str, params: dict[str, Any]
+) -> None:
+    for _ in range(2):  # written, then kept and answered again
+        assert client.get(PATH, params=params).json() == generic(stored, **params)
+    with transaction(stored) as session:
+        session.execute(text(WRITES[write]))
+    assert client.get(PATH, params=params).json() == generic(stored, **params)
+
+
+def test_a_renamed_target_is_not_answered_from_a_kept_page(
+    client: TestClient, stored: sessionmaker[Session]
+) -> None:
+    assert client.get(PATH).status_code == 200
+    with transaction(stored) as session:
+        session.execute(text("UPDATE targets SET slug = 'renamed' WHERE slug = :s"), {"s": SLUG})
+    assert client.get(PATH).status_code == 404
+    assert client.get("/api/v1/targets/renamed/items").json() == generic(stored, slug="renamed")
+
+
+def test_a_kept_page_costs_only_its_fingerprint(
+    client: TestClient, stored: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pages = client.app.state.item_pages  # type: ignore[attr-defined]
+    statements: list[str] = []
+    one = pages._one
+
+    async def spy(sql: str, params: dict[str, Any]) -> Any:
+        statements.append("page" if "json_agg" in sql else "fingerprint")
+        return await one(sql, params)
+
+    monkeypatch.setattr(pages, "_one", spy)
+    first = client.get(PATH, params={"limit": 2}).content
+    assert client.get(PATH, params={"limit": 2}).content == first
+    assert statements == ["page", "fingerprint"]
+    with transaction(stored) as session:
+        session.execute(text("UPDATE items SET title = 'x' WHERE external_id = '3'"))
+    assert client.get(PATH, params={"limit": 2}).json()["data"][1]["title"] == "x"
+    assert statements == ["page", "fingerprint", "fingerprint", "page"]
+
+
+def test_the_page_cache_keeps_a_byte_budget_and_an_age_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = PageCache(max_bytes=10, max_seconds=60)
+    key = ("t", None, None, None, 50)
+    other = ("t", None, None, None, 49)
+    cache.put(key, "a", b"12345")
+    cache.put(other, "b", b"123456")  # 11 bytes: the least recently used one goes
+    assert cache.get(key) is None and cache.get(other) == ("b", b"123456")
+    cache.put(key, "c", b"x" * 11)  # larger than the budget: not kept
+    assert cache.get(key) is None and cache.get(other) == ("b", b"123456")
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + 61)
+    assert cache.get(other) is None

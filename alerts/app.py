@@ -186,6 +186,22 @@ def content_security_policy(path: str) -> str:
     return STRICT_CSP
 
 
+def _security_headers(policy: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-security-policy", policy.encode()),
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    ]
+
+
+#: The headers of each policy, encoded once rather than per response.
+_HEADERS_BY_POLICY = {
+    policy: _security_headers(policy)
+    for policy in (STRICT_CSP, *(policy for _prefix, policy in _CSP_BY_PREFIX))
+}
+
+
 class SecurityHeaders:
     """Add the security headers to every HTTP response (errors and 413s included),
     keeping any a route set itself."""
@@ -197,12 +213,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = [
-            (b"content-security-policy", content_security_policy(scope["path"]).encode()),
-            (b"x-frame-options", b"DENY"),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-        ]
+        extra = _HEADERS_BY_POLICY[content_security_policy(scope["path"])]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

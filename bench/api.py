@@ -267,18 +267,26 @@ def deep_cursor(engine: Engine, target_id: int) -> str:
 
 
 def explain(engine: Engine, cursor: str | None) -> str:
-    """EXPLAIN ANALYZE of the statement a page runs, as the API builds it."""
+    """EXPLAIN ANALYZE of the statements a page runs on PostgreSQL, as the API runs them
+    (`repository.target_items_json_sql`, which writes the page, and
+    `repository.target_items_fingerprint_sql`, which checks a kept one)."""
     from alerts.items import repository
     from alerts.pagination import decode_cursor
 
     after = decode_cursor(cursor, datetime, int) if cursor else None
-    statement, params = repository.target_items_query(
-        SLUG, since=None, kind=None, after=after, limit=51
-    )
-    sql = str(statement.params(params).compile(engine, compile_kwargs={"literal_binds": True}))
-    with engine.connect() as connection:
-        plan = connection.execute(text("EXPLAIN (ANALYZE, BUFFERS OFF) " + sql)).scalars()
-        return sql + "\n\n" + "\n".join(plan)
+    params: dict[str, Any] = {"slug": SLUG}
+    if after is not None:
+        params["after_at"], params["after_id"] = after
+    shown = []
+    for name, build in (("page JSON", repository.target_items_json_sql),
+                        ("fingerprint", repository.target_items_fingerprint_sql)):
+        sql = build(False, False, after is not None, 50)
+        with engine.connect() as connection:
+            plan = connection.exec_driver_sql(
+                "EXPLAIN (ANALYZE, BUFFERS OFF) " + sql, params
+            ).scalars()
+            shown.append(f"-- {name}\n" + "\n".join(plan))
+    return "\n\n".join(shown)
 
 
 # --- servers ----------------------------------------------------------------------------

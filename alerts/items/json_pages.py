@@ -1,12 +1,19 @@
 """The items API's page on PostgreSQL, read inside the event loop as ready JSON.
 
-`GET /api/v1/targets/{slug}/items` is the busiest read of the API. On PostgreSQL its
-page is one prepared statement (`repository.target_items_json_sql`) on a pooled asyncio
-connection (`db.async_pool`), and PostgreSQL writes the page's JSON itself; the process
-adds the cursor and passes the bytes on. Against the generic path (a worker thread, an
-SQLAlchemy session, rows turned into values and written by orjson) that removes the
-thread hop, the session and the per-row work: what is left is FastAPI's own handling of
-the request. The answer is the same `ItemPage` (a test holds the two paths equal).
+`GET /api/v1/targets/{slug}/items` is the busiest read of the API. On PostgreSQL:
+
+- its page is one prepared statement (`repository.target_items_json_sql`) on a pooled
+  asyncio connection (`db.async_pool`), and PostgreSQL writes the page's JSON itself;
+  the process adds the cursor and passes the bytes on (no worker thread, no session,
+  no per-row work). The answer is the same `ItemPage` as the generic path's (a test
+  holds the two equal, page by page and error by error);
+- a page already written is kept (`PageCache`) with the fingerprint of the row versions
+  it was written from, and answered again only while a fresh read of that fingerprint
+  (about a quarter of the page's cost) is equal: never stale;
+- requests for one page that arrive together share one fingerprint read, never one
+  sent before they arrived (`JsonPages._shared_check`);
+- plain requests are answered before FastAPI's routing (`ItemListFastPath`); the
+  route stays the documented one and answers everything else.
 
 SQLite, and an app whose sessions are injected (tests bound to one connection), use the
 generic path, `service.list_target_items`.
@@ -14,6 +21,8 @@ generic path, `service.list_target_items`.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 import time
 from collections import OrderedDict
@@ -105,6 +114,8 @@ class JsonPages:
     def __init__(self, pool: AsyncPool, cache: PageCache | None = None) -> None:
         self.pool = pool
         self.cache = cache if cache is not None else PageCache()
+        #: Fingerprint reads not sent yet, by page (see `_shared_check`).
+        self._checks: dict[PageKey, asyncio.Future[tuple[Any, ...]]] = {}
 
     @classmethod
     def for_engine(cls, engine: Engine) -> JsonPages | None:
@@ -152,8 +163,8 @@ class JsonPages:
         key: PageKey = (slug, since, kind, after, limit)
         kept = self.cache.get(key)
         if kept is not None:
-            target_id, fingerprint = await self._one(
-                repository.target_items_fingerprint_sql(*filters), params
+            target_id, fingerprint = await self._shared_check(
+                key, repository.target_items_fingerprint_sql(*filters), params
             )
             if target_id is None:
                 self._missing(slug, missing_ok)
@@ -171,10 +182,41 @@ class JsonPages:
         self.cache.put(key, fingerprint.decode(), body)
         return body
 
-    async def _one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
-        """The one row of `sql` (an aggregate without GROUP BY: always one row)."""
+    async def _shared_check(
+        self, key: PageKey, sql: str, params: dict[str, Any]
+    ) -> tuple[Any, ...]:
+        """The fingerprint read of the page `key`, shared by every request for that page
+        that arrives before the read is sent ("single flight").
+
+        Concurrent readers of one page mostly wait for a connection anyway; one read
+        then answers them all. No request uses a read sent before it arrived: the read
+        is taken off `_checks` at the moment it is sent, so its snapshot is always later
+        than the arrival of every request it answers, as with a read of its own."""
+        check = self._checks.get(key)
+        if check is None:
+            check = asyncio.ensure_future(self._one(sql, params, sending=key))
+            self._checks[key] = check
+            check.add_done_callback(functools.partial(self._check_done, key))
+        # Shielded: one waiter going away (a closed connection) must not cancel the read
+        # for the others.
+        return await asyncio.shield(check)
+
+    def _check_done(self, key: PageKey, check: asyncio.Future[tuple[Any, ...]]) -> None:
+        """A read that failed before it was sent must not answer later arrivals."""
+        if self._checks.get(key) is check:
+            del self._checks[key]
+        if not check.cancelled():
+            check.exception()  # retrieved: each waiter has raised it already
+
+    async def _one(
+        self, sql: str, params: dict[str, Any], *, sending: PageKey | None = None
+    ) -> tuple[Any, ...]:
+        """The one row of `sql` (an aggregate without GROUP BY: always one row); with
+        `sending`, that shared check stops taking waiters when the statement is sent."""
 
         async def read(connection: psycopg.AsyncConnection) -> tuple[Any, ...] | None:
+            if sending is not None:
+                self._checks.pop(sending, None)
             cursor = await connection.execute(sql, params, prepare=True)
             return await cursor.fetchone()
 

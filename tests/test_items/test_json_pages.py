@@ -9,7 +9,6 @@ rolled-back transaction), so each runs on a database of its own."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.app import create_app
 from alerts.items import service
-from alerts.items.json_pages import JsonPages, PageCache
+from alerts.items.json_pages import JsonPages
 from alerts.items.schemas import ItemPage, page_json
 from db.models import ItemEvent, ItemTarget, Target
 from db.session import transaction
@@ -345,9 +344,9 @@ def test_a_kept_page_costs_only_its_fingerprint(
     statements: list[str] = []
     one = pages._one
 
-    async def spy(sql: str, params: dict[str, Any]) -> Any:
+    async def spy(sql: str, params: dict[str, Any], **kwargs: Any) -> Any:
         statements.append("page" if "json_agg" in sql else "fingerprint")
-        return await one(sql, params)
+        return await one(sql, params, **kwargs)
 
     monkeypatch.setattr(pages, "_one", spy)
     first = client.get(PATH, params={"limit": 2}).content
@@ -357,19 +356,3 @@ def test_a_kept_page_costs_only_its_fingerprint(
         session.execute(text("UPDATE items SET title = 'x' WHERE external_id = '3'"))
     assert client.get(PATH, params={"limit": 2}).json()["data"][1]["title"] == "x"
     assert statements == ["page", "fingerprint", "fingerprint", "page"]
-
-
-def test_the_page_cache_keeps_a_byte_budget_and_an_age_limit(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    cache = PageCache(max_bytes=10, max_seconds=60)
-    key = ("t", None, None, None, 50)
-    other = ("t", None, None, None, 49)
-    cache.put(key, "a", b"12345")
-    cache.put(other, "b", b"123456")  # 11 bytes: the least recently used one goes
-    assert cache.get(key) is None and cache.get(other) == ("b", b"123456")
-    cache.put(key, "c", b"x" * 11)  # larger than the budget: not kept
-    assert cache.get(key) is None and cache.get(other) == ("b", b"123456")
-    now = time.monotonic()
-    monkeypatch.setattr(time, "monotonic", lambda: now + 61)
-    assert cache.get(other) is None

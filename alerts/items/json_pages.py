@@ -153,13 +153,7 @@ class JsonPages:
         A page kept by the `PageCache` costs one read of its fingerprint; a page not
         kept, or changed since, is read and written by PostgreSQL and kept."""
         filters = (since is not None, kind is not None, after is not None, limit)
-        params: dict[str, Any] = {"slug": slug}
-        if since is not None:
-            params["since"] = since
-        if kind is not None:
-            params["kind"] = kind
-        if after is not None:
-            params["after_at"], params["after_id"] = after
+        params = repository.target_items_params(slug, since=since, kind=kind, after=after)
         key: PageKey = (slug, since, kind, after, limit)
         kept = self.cache.get(key)
         if kept is not None:

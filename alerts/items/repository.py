@@ -264,15 +264,29 @@ def target_items_query(
     first, then by item id, each trial followed by its events for the target, oldest
     first (one row per event; one row with no event columns for an item without).
     `after` is the sort key of the last item of the previous page."""
-    params: dict[str, Any] = {"slug": slug, "limit": limit}
+    params = target_items_params(slug, since=since, kind=kind, after=after)
+    params["limit"] = limit
+    statement = _target_items_statement(since is not None, kind is not None, after is not None)
+    return statement, params
+
+
+def target_items_params(
+    slug: str,
+    *,
+    since: datetime | None,
+    kind: str | None,
+    after: tuple[datetime, int] | None,
+) -> dict[str, Any]:
+    """The bound parameters of the page statements for the filters in use (the same
+    names in `target_items_query` and the PostgreSQL statements below)."""
+    params: dict[str, Any] = {"slug": slug}
     if since is not None:
         params["since"] = since
     if kind is not None:
         params["kind"] = kind
     if after is not None:
         params["after_at"], params["after_id"] = after
-    statement = _target_items_statement(since is not None, kind is not None, after is not None)
-    return statement, params
+    return params
 
 
 @functools.cache

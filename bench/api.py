@@ -361,10 +361,9 @@ def server(argv: list[str], env: dict[str, str], probe: str, log: Path) -> Itera
 
 def run_bare(port: int, body_file: Path) -> None:
     """The baseline: one route returning `body_file`'s bytes, served like the product."""
-    import uvicorn
     from fastapi import FastAPI, Response
 
-    from alerts.cli import server_config
+    from alerts.cli import http_server
     from alerts.ops.logging import configure_logging
 
     body = body_file.read_bytes()
@@ -375,7 +374,7 @@ def run_bare(port: int, body_file: Path) -> None:
         return Response(body, media_type="application/json")
 
     configure_logging()
-    uvicorn.Server(server_config(app, "127.0.0.1", port)).run()
+    http_server(app, "127.0.0.1", port).run()
 
 
 def subscribe_form(base: str) -> tuple[str, str]:

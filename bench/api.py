@@ -21,7 +21,7 @@ Steps:
      page and a cursor ~90% deep).
   3. `alerts serve` of this checkout (`python -m alerts.cli`, the checkout first on
      PYTHONPATH) on a free loopback port against that database, and the bare app
-     (this script with --bare) on another; both through `alerts.cli.server_config`.
+     (this script with --bare) on another; both through `alerts.cli.http_server`.
   4. wrk at --connections connections for --duration seconds on each of: the bare
      endpoint, the first page, the deep page, `POST /subscribe` (a distinct address per
      request, with the form's CSRF cookie and token). Every status is counted: a 5xx

@@ -66,11 +66,11 @@ def create_app(
         "drug-discovery targets.",
         lifespan=_lifespan,
     )
-    app.state.settings = settings
-    app.state.engine = engine
     # The item list's PostgreSQL reader opens connections of its own, so it only serves
     # apps whose sessions come from the engine (not tests' injected, rolled-back ones).
     app.state.item_pages = JsonPages.for_engine(engine) if session_factory is None else None
+    app.state.settings = settings
+    app.state.engine = engine
     app.state.session_factory = session_factory or make_sessionmaker(engine)
     app.state.target_index = IndexCache()  # the catalogue's search index, per process
     for key, value in state.items():

@@ -264,15 +264,29 @@ def target_items_query(
     first, then by item id, each trial followed by its events for the target, oldest
     first (one row per event; one row with no event columns for an item without).
     `after` is the sort key of the last item of the previous page."""
-    params: dict[str, Any] = {"slug": slug, "limit": limit}
+    params = target_items_params(slug, since=since, kind=kind, after=after)
+    params["limit"] = limit
+    statement = _target_items_statement(since is not None, kind is not None, after is not None)
+    return statement, params
+
+
+def target_items_params(
+    slug: str,
+    *,
+    since: datetime | None,
+    kind: str | None,
+    after: tuple[datetime, int] | None,
+) -> dict[str, Any]:
+    """The bound parameters of the page statements for the filters in use (the same
+    names in `target_items_query` and the PostgreSQL statements below)."""
+    params: dict[str, Any] = {"slug": slug}
     if since is not None:
         params["since"] = since
     if kind is not None:
         params["kind"] = kind
     if after is not None:
         params["after_at"], params["after_id"] = after
-    statement = _target_items_statement(since is not None, kind is not None, after is not None)
-    return statement, params
+    return params
 
 
 @functools.cache
@@ -366,3 +380,127 @@ def target_items_page(
     statement, params = target_items_query(slug, since=since, kind=kind, after=after,
                                            limit=limit)
     return session.connection().execute(statement, params).all()
+
+
+def _utc_text(column: str) -> str:
+    """SQL for the timestamptz `column` as the JSON text pydantic writes for a UTC
+    datetime: `2024-01-01T08:00:00Z`, with `.ffffff` only when there are microseconds."""
+    local = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE "
+        f"WHEN date_part('microseconds', {column})::bigint %% 1000000 = 0 THEN 'Z' "
+        f"ELSE to_char({local}, '.US\"Z\"') END"
+    )
+
+
+def _page_cte(since: bool, kind: bool, after: bool, limit: int, *, content: bool) -> str:
+    """The `target` and `page` CTEs of the PostgreSQL page statements: the same rows,
+    order and keyset as `_target_items_statement` (read on
+    ix_item_targets_target_created_item), `limit` + 1 of them numbered by `n`, with the
+    row versions (`xmin`) the fingerprint is made of, and with `content` the columns
+    the page shows."""
+    filters = ["it.target_id = (SELECT id FROM target)"]
+    if since:
+        filters.append("it.created_at >= %(since)s")
+    if kind:
+        filters.append("i.kind = %(kind)s")
+    if after:
+        filters.append("(it.created_at, it.item_id) < (%(after_at)s, %(after_id)s)")
+    return (
+        "WITH target AS (SELECT id FROM targets WHERE slug = %(slug)s), "
+        "page AS ("
+        "SELECT it.id AS link_id, it.xmin AS link_version, i.xmin AS item_version, "
+        "it.target_id, it.created_at AS linked_at, it.item_id AS id, i.kind, "
+        + (
+            "it.matched_terms, it.evidence, it.evidence_field, it.highlights, i.source, "
+            "i.external_id, i.title, i.url, i.summary, i.published_at, i.data, "
+            if content else ""
+        )
+        + "row_number() OVER (ORDER BY it.created_at DESC, it.item_id DESC) AS n "
+        "FROM item_targets AS it JOIN items AS i ON i.id = it.item_id "
+        f"WHERE {' AND '.join(filters)} "
+        f"ORDER BY it.created_at DESC, it.item_id DESC LIMIT {int(limit) + 1}) "
+    )
+
+
+#: Which row versions make the page: for each of its `limit` + 1 links, the link's and
+#: the item's id and version, and for trials the id and version of each of its events
+#: for the target. Any write that can change the page's JSON (a link stored, moved or
+#: removed; an item or an event stored, updated or deleted; the target replaced)
+#: changes this list: an UPDATE writes a new row version with the writing
+#: transaction's id as `xmin`.
+_FINGERPRINT = (
+    "coalesce(md5(string_agg(concat_ws(' ', page.target_id, page.link_id, "
+    "page.link_version, page.id, page.item_version, CASE WHEN page.kind = 'trial' THEN "
+    "(SELECT string_agg(e.id || ' ' || e.xmin, ' ' ORDER BY e.id) FROM item_events AS e "
+    "WHERE e.item_id = page.id AND e.target_id = page.target_id) END), "
+    "',' ORDER BY page.n)), '') AS fingerprint"
+)
+
+
+@functools.cache
+def target_items_fingerprint_sql(since: bool, kind: bool, after: bool, limit: int) -> str:
+    """PostgreSQL only: the fingerprint `target_items_json_sql` returns next to the page,
+    without the page (about a quarter of its cost): one row of `target_id` (NULL for an
+    unknown slug) and `fingerprint`. Equal fingerprints mean an equal page: a page
+    kept with its fingerprint can be answered again while the two match."""
+    return (
+        _page_cte(since, kind, after, limit, content=False)
+        + f"SELECT (SELECT id FROM target) AS target_id, {_FINGERPRINT} FROM page"
+    )
+
+
+@functools.cache
+def target_items_json_sql(since: bool, kind: bool, after: bool, limit: int) -> str:
+    """PostgreSQL only: one page of `target_items_query` written as JSON by the server.
+
+    The same rows and order as `_target_items_statement` (each trial's events read by
+    ix_item_events_item_id), but PostgreSQL writes the page's `data` array itself, in
+    the shape and datetime format of `ItemPage` (`schemas.ItemOut`), so the process only
+    passes bytes on: no row, column or value reaches Python. One row comes back:
+
+    - `target_id`: the target's id, NULL when the slug is unknown (404);
+    - `data`: the JSON array of at most `limit` items;
+    - `last_at`, `last_id`: the sort key of item number `limit` when a further item
+      exists (the next cursor), else NULL;
+    - `fingerprint`: see `target_items_fingerprint_sql` (same statement, same snapshot
+      as the page).
+
+    Parameters (psycopg's named style): slug, and since / kind / after_at, after_id for
+    the filters in use. `limit` is written into the SQL, as in the generic statement,
+    so a prepared statement's plan knows it reads a few rows."""
+    changes = (
+        "coalesce((SELECT json_agg(json_build_object("
+        "'field', c.value -> 'field', 'old', c.value -> 'old', 'new', c.value -> 'new') "
+        "ORDER BY c.ordinality) "
+        "FROM jsonb_array_elements(e.changes) WITH ORDINALITY AS c), '[]'::json)"
+    )
+    events = (
+        "coalesce((SELECT json_agg(json_build_object("
+        f"'kind', e.kind, 'at', {_utc_text('e.created_at')}, "
+        f"'changes', CASE WHEN e.kind = 'updated' THEN {changes} END) "
+        "ORDER BY e.created_at, e.id) "
+        "FROM item_events AS e "
+        "WHERE e.item_id = page.id AND e.target_id = page.target_id), '[]'::json)"
+    )
+    item = (
+        "json_build_object("
+        "'source', page.source, 'external_id', page.external_id, 'kind', page.kind, "
+        "'title', page.title, 'url', page.url, 'summary', page.summary, "
+        f"'published_at', {_utc_text('page.published_at')}, "
+        f"'first_seen_at', {_utc_text('page.linked_at')}, "
+        "'matched_terms', page.matched_terms, 'evidence', page.evidence, "
+        "'evidence_field', page.evidence_field, 'highlights', page.highlights, "
+        "'data', page.data, "
+        f"'events', CASE WHEN page.kind = 'trial' THEN {events} END)"
+    )
+    further = f"EXISTS (SELECT 1 FROM page AS further WHERE further.n = {int(limit) + 1})"
+    return (
+        _page_cte(since, kind, after, limit, content=True)
+        + "SELECT (SELECT id FROM target) AS target_id, "
+        f"coalesce(json_agg({item} ORDER BY page.n) FILTER (WHERE page.n <= {int(limit)}), "
+        "'[]'::json)::text AS data, "
+        f"max(page.linked_at) FILTER (WHERE page.n = {int(limit)} AND {further}) AS last_at, "
+        f"max(page.id) FILTER (WHERE page.n = {int(limit)} AND {further}) AS last_id, "
+        f"{_FINGERPRINT} FROM page"
+    )

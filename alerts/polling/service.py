@@ -45,6 +45,7 @@ from alerts.items.service import IngestCounts
 from alerts.ops.logging import log_event
 from alerts.polling import repository
 from alerts.polling.schemas import (
+    CATALOGUE,
     HELD,
     NO_FEEDS,
     NOT_CONFIGURED,
@@ -87,7 +88,7 @@ T = TypeVar("T")
 class _Job:
     source: SourceName
     state_id: int
-    target_id: int
+    target_id: int | None  # None: the whole catalogue (alerts.polling.sweep)
     slug: str
     query: TargetQuery
     match_terms: dict[str, Any]
@@ -118,9 +119,15 @@ def poll(
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Progress | None = None,
     since: datetime | None = None,
+    first_history_only: bool = False,
 ) -> list[SourceReport]:
     """Run one poll cycle over `source` (default: all) and `target_slug` (default: all
     targets); one report per (source, target), by source then slug.
+
+    `first_history_only` polls only the (source, target) pairs never polled successfully
+    on their own: a target's first history. After it, the catalogue-wide poll
+    (`alerts.polling.sweep`) serves the target; a target's own poll stays for that and for
+    `alerts backfill`.
 
     `owner` names the caller's leases (a process id). `due_only` polls only states whose
     `next_poll_at` has come (the scheduler); without it every state not leased by another
@@ -141,7 +148,7 @@ def poll(
     adapters = {name: make_adapter(name, settings, clients[name]) for name in names}
 
     with transaction(session_factory) as session:
-        jobs, reports = _plan(session, adapters, target_slug)
+        jobs, reports = _plan(session, adapters, target_slug, first_history_only)
 
     cycle = _Cycle(session_factory, settings, _Clock(now), owner, due_only, progress, since)
     reports.extend(asyncio.run(cycle.run(jobs, adapters, clients)))
@@ -150,10 +157,14 @@ def poll(
 
 
 def _plan(
-    session: Session, adapters: dict[SourceName, Source], target_slug: str | None
+    session: Session,
+    adapters: dict[SourceName, Source],
+    target_slug: str | None,
+    first_history_only: bool = False,
 ) -> tuple[list[_Job], list[SourceReport]]:
     """The (source, target) pairs to poll, their state rows made sure of; a skipped
-    report for each pair a source has nothing to search for."""
+    report for each pair a source has nothing to search for. With `first_history_only`,
+    the pairs whose first history is done are left out without a report."""
     targets: list[Target] = (
         [targets_service.get_target_by_slug(session, target_slug)]
         if target_slug is not None
@@ -183,6 +194,9 @@ def _plan(
             else:
                 reason = NO_FEEDS if name is SourceName.rss else NOT_CONFIGURED
                 reports.append(SourceReport(name, target.slug, skipped=True, reason=reason))
+    if first_history_only:
+        done = {name: repository.polled_targets(session, str(name)) for name in adapters}
+        wanted = [(name, target) for name, target in wanted if target.id not in done[name]]
     state_ids = repository.ensure_states(session, [(str(n), t.id) for n, t in wanted])
     jobs = [
         _Job(
@@ -381,6 +395,7 @@ class _Cycle:
     def _store(
         self, job: _Job, result: PollResult, cursor: dict[str, Any] | None
     ) -> tuple[IngestCounts, datetime]:
+        assert job.target_id is not None  # a target's poll
         with transaction(self.session_factory) as session:
             at = self.clock()
             fetched = [*result.items, *(item for feed in result.feeds for item in feed.items)]
@@ -446,7 +461,10 @@ class _Cycle:
     def _known_ids(self, job: _Job) -> Callable[[Sequence[str]], Collection[str]]:
         """The adapter's KnownIds: called from the event loop, briefly, between fetches."""
 
+        assert job.target_id is not None  # a target's poll
+
         def known(external_ids: Sequence[str]) -> Collection[str]:
+            assert job.target_id is not None
             with self._db_lock, self.session_factory() as session:
                 return items_service.known_ids(session, job.source, job.target_id, external_ids)
 
@@ -485,7 +503,7 @@ def source_statuses(session: Session, settings: Settings) -> list[SourceStatusOu
     return [
         SourceStatusOut(
             source=SourceName(state.source),
-            target=slug,
+            target=CATALOGUE if slug is None else slug,
             last_success_at=state.last_success_at,
             last_error=state.last_error,
             last_error_at=state.last_error_at,

@@ -8,8 +8,10 @@ its number of alerts, and keeps working until an operator removes it.
 A target whose rule changed is rematched in the same transaction (alerts.items.service
 .rematch_target): its stored items are decided again with the new rule, newly matched
 old items are linked without being announced, newly rejected ones leave the digests,
-the items API and the pages. So the stored decisions always follow the rule in the
-database, and a poll never mistakes an old item for news because the rule moved.
+the items API and the pages. A new target goes through the same call, which back-fills
+it from the kept window (what a catalogue-wide poll fetched recently), also unannounced.
+So the stored decisions always follow the rule in the database, and a poll never
+mistakes an old item for news because the rule moved.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ class SyncReport:
     not_in_catalogue: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
-        out = [f"added {slug}" for slug in self.added]
+        out = []
+        for slug in self.added:
+            backfilled = self.rematched[slug].backfilled if slug in self.rematched else 0
+            out.append(f"added {slug}" + (f" (back-filled {backfilled} from the kept window)"
+                                          if backfilled else ""))
         for slug, changed in self.updated.items():
             line = f"updated {slug} ({', '.join(changed)})"
             if (counts := self.rematched.get(slug)) is not None:
@@ -71,8 +77,14 @@ def sync_catalogue(session: Session, catalogue: Catalogue, *, now: datetime) -> 
         values = _values(entry)
         target = repository.by_slug(session, entry.slug)
         if target is None:
-            session.add(Target(slug=entry.slug, **values))
+            target = Target(slug=entry.slug, **values)
+            session.add(target)
+            session.flush()
             report.added.append(entry.slug)
+            # A new target starts with what the kept window holds for it (no events).
+            report.rematched[entry.slug] = rematch_target(
+                session, target.id, target.match_terms, now=now
+            )
             continue
         changed = [key for key, value in values.items() if getattr(target, key) != value]
         if not changed:

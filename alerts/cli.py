@@ -360,7 +360,8 @@ def _run_poll(
 
 def _run_catalogue_poll(settings: Settings, source: SourceName | None) -> list[SourceReport]:
     """The catalogue-wide poll of each source, then the first history of every target
-    never polled on its own (what the scheduler does when polls are due)."""
+    never polled on its own and the targets' own feeds (what the scheduler does when
+    polls are due)."""
     from alerts.polling.service import poll
     from alerts.polling.sweep import poll_catalogue
 
@@ -368,7 +369,7 @@ def _run_catalogue_poll(settings: Settings, source: SourceName | None) -> list[S
         factory, owner = make_sessionmaker(engine), _lease_owner()
         return [
             *poll_catalogue(factory, settings, source=source, owner=owner),
-            *poll(factory, settings, source=source, owner=owner, first_history_only=True),
+            *poll(factory, settings, source=source, owner=owner, alongside_catalogue=True),
         ]
 
 
@@ -382,9 +383,9 @@ def poll_command(
     """Poll the sources once now: new, updated or failed per source and target.
 
     Without --target, each source once for the whole catalogue (target "*"), then the
-    first history of each target never polled on its own; with --target, that target's
-    own search. A failing source does not make the command fail: its line names the
-    failure."""
+    first history of each target never polled on its own and the targets' own feeds;
+    with --target, that target's own searches. A failing source does not make the
+    command fail: its line names the failure."""
     settings = settings_or_exit()
     chosen = _source_or_exit(source)
     configure_logging(logging.WARNING)

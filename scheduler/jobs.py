@@ -60,11 +60,12 @@ def new_owner() -> str:
 
 def poll_due_sources(ctx: JobContext) -> JobFields:
     """Poll each source for the whole catalogue when its next poll time has come, then
-    the first history of every target never polled on its own."""
+    the first history of every target never polled on its own and the targets' own
+    feeds that are due."""
     reports = [
         *poll_catalogue(ctx.session_factory, ctx.settings, owner=ctx.owner, due_only=True),
         *poll(ctx.session_factory, ctx.settings, owner=ctx.owner, due_only=True,
-              first_history_only=True),
+              alongside_catalogue=True),
     ]
     polled = [r for r in reports if not (r.skipped and r.reason in _NOT_POLLED)]
     return {

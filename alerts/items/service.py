@@ -100,6 +100,7 @@ def ingest(
         [_item_row(kept[external_id][0], now) for external_id in ordered],
         ("source", "external_id"),
     )
+    repository.forget_unmatched(session, source, ordered)  # an item now, not in the window
     ids = repository.item_ids(session, source, ordered)
     updates = _trial_updates(session, source, {eid: item for eid, (item, _m) in kept.items()},
                              now)

@@ -76,6 +76,9 @@ log = logging.getLogger(__name__)
 
 #: Sources whose upstream limits requests per client IP: one process polls each at a time.
 RATE_LIMITED_SOURCES = frozenset({SourceName.pubmed, SourceName.ctgov})
+#: The sources whose every record the catalogue-wide poll fetches (a target's feeds are
+#: its own: only the catalogue's feeds are fetched for everyone).
+CATALOGUE_SERVED = frozenset({SourceName.pubmed, SourceName.ctgov})
 #: The longest a failing source waits between attempts.
 MAX_BACKOFF = timedelta(hours=24)
 #: A running fetch extends its lease every lease_seconds * LEASE_RENEWAL.
@@ -119,15 +122,15 @@ def poll(
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Progress | None = None,
     since: datetime | None = None,
-    first_history_only: bool = False,
+    alongside_catalogue: bool = False,
 ) -> list[SourceReport]:
     """Run one poll cycle over `source` (default: all) and `target_slug` (default: all
     targets); one report per (source, target), by source then slug.
 
-    `first_history_only` polls only the (source, target) pairs never polled successfully
-    on their own: a target's first history. After it, the catalogue-wide poll
-    (`alerts.polling.sweep`) serves the target; a target's own poll stays for that and for
-    `alerts backfill`.
+    `alongside_catalogue` leaves out what the catalogue-wide poll (`alerts.polling.sweep`)
+    serves: a target's PubMed and ClinicalTrials.gov searches once they succeeded, so
+    they run for its first history only (and for `alerts backfill`); a target's own feeds
+    are not the catalogue's and are polled as always.
 
     `owner` names the caller's leases (a process id). `due_only` polls only states whose
     `next_poll_at` has come (the scheduler); without it every state not leased by another
@@ -148,7 +151,7 @@ def poll(
     adapters = {name: make_adapter(name, settings, clients[name]) for name in names}
 
     with transaction(session_factory) as session:
-        jobs, reports = _plan(session, adapters, target_slug, first_history_only)
+        jobs, reports = _plan(session, adapters, target_slug, alongside_catalogue)
 
     cycle = _Cycle(session_factory, settings, _Clock(now), owner, due_only, progress, since)
     reports.extend(asyncio.run(cycle.run(jobs, adapters, clients)))
@@ -160,11 +163,11 @@ def _plan(
     session: Session,
     adapters: dict[SourceName, Source],
     target_slug: str | None,
-    first_history_only: bool = False,
+    alongside_catalogue: bool = False,
 ) -> tuple[list[_Job], list[SourceReport]]:
     """The (source, target) pairs to poll, their state rows made sure of; a skipped
-    report for each pair a source has nothing to search for. With `first_history_only`,
-    the pairs whose first history is done are left out without a report."""
+    report for each pair a source has nothing to search for. With `alongside_catalogue`,
+    the pairs the catalogue-wide poll serves are left out without a report."""
     targets: list[Target] = (
         [targets_service.get_target_by_slug(session, target_slug)]
         if target_slug is not None
@@ -194,9 +197,11 @@ def _plan(
             else:
                 reason = NO_FEEDS if name is SourceName.rss else NOT_CONFIGURED
                 reports.append(SourceReport(name, target.slug, skipped=True, reason=reason))
-    if first_history_only:
-        done = {name: repository.polled_targets(session, str(name)) for name in adapters}
-        wanted = [(name, target) for name, target in wanted if target.id not in done[name]]
+    if alongside_catalogue:
+        served = {name: repository.polled_targets(session, str(name))
+                  for name in adapters if name in CATALOGUE_SERVED}
+        wanted = [(name, target) for name, target in wanted
+                  if target.id not in served.get(name, ())]
     state_ids = repository.ensure_states(session, [(str(n), t.id) for n, t in wanted])
     jobs = [
         _Job(

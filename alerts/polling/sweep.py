@@ -26,8 +26,9 @@ shown by /api/v1/sources and /metrics as target "*"), lease, renewal, deadline, 
 lock per rate-limited source, failure recording and backoff; only what a job fetches and
 how it is stored differ. Requests per cycle do not depend on the number of targets.
 
-A target's own poll stays for `alerts backfill` and for its first history (a target
-never polled on its own gets its own search once: the window before it joined).
+A target's own poll stays for `alerts backfill`, for its first history (a target never
+polled on its own gets its own search once: the window before it joined) and for its own
+feeds (`alerts.polling.service.poll(alongside_catalogue=True)`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from alerts.items.match_fields import match_input
 from alerts.items.service import rematch
 from alerts.matching import compile_rule
 from alerts.polling.schemas import CATALOGUE, HELD, SourceReport
-from alerts.polling.service import source_statuses
+from alerts.polling.service import poll, source_statuses
 from alerts.polling.sweep import RuleCache, poll_catalogue
 from alerts.sources.base import SourceName
 from alerts.targets.catalogue import load_catalogue
@@ -146,9 +146,9 @@ def test_one_cycle_serves_every_target_with_the_same_requests(
 
     # Whatever the catalogue holds: one ESearch and one EFetch (10 records, one batch),
     # the registry's version and one page of studies (20 studies); no feed.
-    assert requests_by_path(upstream) == [
-        ("GET", "/entrez/eutils/esearch.fcgi"), ("GET", "/api/v2/version"),
-        ("GET", "/entrez/eutils/efetch.fcgi"), ("GET", "/api/v2/studies"),
+    assert sorted(requests_by_path(upstream)) == [
+        ("GET", "/api/v2/studies"), ("GET", "/api/v2/version"),
+        ("GET", "/entrez/eutils/efetch.fcgi"), ("GET", "/entrez/eutils/esearch.fcgi"),
     ]
     assert (reports["pubmed"].requests, reports["ctgov"].requests) == (2, 2)
     assert reports["rss"].skipped
@@ -214,8 +214,8 @@ def test_a_second_cycle_fetches_no_known_record_again_and_announces_nothing_twic
 
     # PubMed: the overlapping window lists the same records, all stored or kept: no
     # EFetch. ClinicalTrials.gov: the registry did not change, no search.
-    assert [r.path for r in upstream.requests] == [
-        "/entrez/eutils/esearch.fcgi", "/api/v2/version"]
+    assert sorted(r.path for r in upstream.requests) == [
+        "/api/v2/version", "/entrez/eutils/esearch.fcgi"]
     assert reports["ctgov"].skipped and count(session, ItemEvent) == first
 
 
@@ -277,6 +277,21 @@ def test_a_new_target_is_back_filled_from_the_window_without_a_request_or_an_eve
     assert count(session, UnmatchedItem) == 30 - len({item for item, _slug in pairs})
     assert set(session.scalars(select(ItemTarget.created_at))) == {NOW}
     assert count(session, ItemEvent) == 0
+
+
+def test_a_record_a_target_s_own_poll_stores_leaves_the_window(
+    session: Session, sweep: Sweep, session_factory: sessionmaker[Session],
+    tmp_path: Path, shared_url: str, upstream: FakeUpstream,
+) -> None:
+    sweep(source=SourceName.pubmed)
+    assert count(session, UnmatchedItem) == len(upstream.pmids)
+
+    poll(session_factory, settings_for(tmp_path, shared_url, upstream), owner="test",
+         source=SourceName.pubmed, target_slug="her2-exon20", now=NOW)
+
+    # The first history decided every record for the target: items now, not in the window.
+    assert set(session.scalars(select(Item.external_id))) == set(upstream.pmids)
+    assert count(session, UnmatchedItem) == 0
 
 
 def test_rematch_back_fills_from_items_other_targets_matched(

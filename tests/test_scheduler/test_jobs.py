@@ -71,7 +71,7 @@ def test_poll_asks_only_for_due_sources_as_this_owner(
     assert poll_catalogue.calls == [((ctx.session_factory, ctx.settings),
                                      {"owner": OWNER, "due_only": True})]
     assert poll.calls == [((ctx.session_factory, ctx.settings),
-                           {"owner": OWNER, "due_only": True, "first_history_only": True})]
+                           {"owner": OWNER, "due_only": True, "alongside_catalogue": True})]
     assert fields == {"polled": 4, "failed": 1, "new": 6, "updated": 1, "held": 1}
 
 

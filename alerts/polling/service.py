@@ -400,19 +400,9 @@ class _Cycle:
     def _store(
         self, job: _Job, result: PollResult, cursor: dict[str, Any] | None
     ) -> tuple[IngestCounts, datetime]:
-        assert job.target_id is not None  # a target's poll
         with transaction(self.session_factory) as session:
             at = self.clock()
-            fetched = [*result.items, *(item for feed in result.feeds for item in feed.items)]
-            counts = items_service.ingest(
-                session,
-                source=job.source,
-                target_id=job.target_id,
-                match_terms=job.match_terms,
-                fetched=fetched,
-                now=at,
-            )
-            repository.apply_feed_outcomes(session, job.target_id, result.feeds, at)
+            counts = self._ingest(session, job, result, at)
             next_poll_at = at + self.interval
             repository.record_success(
                 session,
@@ -424,6 +414,24 @@ class _Cycle:
                 next_poll_at=next_poll_at,
             )
         return counts, next_poll_at
+
+    def _ingest(
+        self, session: Session, job: _Job, result: PollResult, at: datetime
+    ) -> IngestCounts:
+        """Store what the poll fetched, in the storing transaction: the target's items and
+        decisions, and its feeds' state."""
+        assert job.target_id is not None  # a target's poll
+        fetched = [*result.items, *(item for feed in result.feeds for item in feed.items)]
+        counts = items_service.ingest(
+            session,
+            source=job.source,
+            target_id=job.target_id,
+            match_terms=job.match_terms,
+            fetched=fetched,
+            now=at,
+        )
+        repository.apply_feed_outcomes(session, job.target_id, result.feeds, at)
+        return counts
 
     async def _failed(
         self, job: _Job, error: str, requests: int, *, retry_after: float | None = None

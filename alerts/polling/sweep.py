@@ -225,6 +225,8 @@ class _CatalogueCycle(_Cycle):
         super().__init__(session_factory, settings, clock, owner, due_only, None, None)
         self.rules = rules
         self.retention = timedelta(days=settings.unmatched_retention_days)
+        #: Each job's items with their matches, from matching to storing.
+        self._decided: dict[SourceName, list[tuple[FetchedItem, dict[int, Any]]]] = {}
 
     def _known_ids(self, job: _Job) -> Callable[[Sequence[str]], Collection[str]]:
         """A record stored as an item or kept in the window was decided against the whole
@@ -239,33 +241,33 @@ class _CatalogueCycle(_Cycle):
     def _store(
         self, job: _Job, result: PollResult, cursor: dict[str, Any] | None
     ) -> tuple[IngestCounts, datetime]:
+        # Matching takes seconds at a large catalogue: done before the storing
+        # transaction opens, so no write lock waits on it.
         fetched = [*result.items, *(item for feed in result.feeds for item in feed.items)]
         with transaction(self.session_factory) as session:
             rule, target_ids = self.rules.get(session)
         started = time.perf_counter()
-        decided = [(item, _matches(rule, target_ids, item)) for item in fetched]
+        self._decided[job.source] = [(item, _matches(rule, target_ids, item)) for item in fetched]
         log_event(log, "poll.matched", source=job.source, target=job.slug, items=len(fetched),
                   targets=len(target_ids), seconds=round(time.perf_counter() - started, 3))
-        with transaction(self.session_factory) as session:
-            at = self.clock()
-            counts = items_service.ingest_catalogue(
-                session, source=job.source, decided=decided, now=at
-            )
-            repository.apply_feed_outcomes(session, None, result.feeds, at)
-            pruned = items_service.prune_unmatched(session, before=at - self.retention)
-            next_poll_at = at + self.interval
-            repository.record_success(
-                session,
-                job.state_id,
-                self.owner,
-                now=at,
-                cursor=cursor,
-                warnings=list(dict.fromkeys(result.warnings)),
-                next_poll_at=next_poll_at,
-            )
+        try:
+            return super()._store(job, result, cursor)
+        finally:
+            del self._decided[job.source]
+
+    def _ingest(
+        self, session: Session, job: _Job, result: PollResult, at: datetime
+    ) -> IngestCounts:
+        """Store the decided items for every target, the catalogue feeds' state, and
+        prune the unmatched window."""
+        counts = items_service.ingest_catalogue(
+            session, source=job.source, decided=self._decided[job.source], now=at
+        )
+        repository.apply_feed_outcomes(session, None, result.feeds, at)
+        pruned = items_service.prune_unmatched(session, before=at - self.retention)
         log_event(log, "poll.window", source=job.source, unmatched=counts.unmatched,
                   pruned=pruned)
-        return IngestCounts(new=counts.new, updated=counts.updated), next_poll_at
+        return IngestCounts(new=counts.new, updated=counts.updated)
 
 
 def _matches(

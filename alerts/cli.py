@@ -371,6 +371,21 @@ def _run_poll(
             raise fail(_detail(exc)) from None
 
 
+def _run_catalogue_poll(settings: Settings, source: SourceName | None) -> list[SourceReport]:
+    """The catalogue-wide poll of each source, then the first history of every target
+    never polled on its own and the targets' own feeds (what the scheduler does when
+    polls are due)."""
+    from alerts.polling.service import poll
+    from alerts.polling.sweep import poll_catalogue
+
+    with migrated_engine(settings) as engine:
+        factory, owner = make_sessionmaker(engine), new_owner()
+        return [
+            *poll_catalogue(factory, settings, source=source, owner=owner),
+            *poll(factory, settings, source=source, owner=owner, alongside_catalogue=True),
+        ]
+
+
 @app.command("poll")
 def poll_command(
     source: SourceOption = None,
@@ -380,11 +395,16 @@ def poll_command(
 ) -> None:
     """Poll the sources once now: new, updated or failed per source and target.
 
-    A failing source does not make the command fail: its line names the failure."""
+    Without --target, each source once for the whole catalogue (target "*"), then the
+    first history of each target never polled on its own and the targets' own feeds;
+    with --target, that target's own searches. A failing source does not make the
+    command fail: its line names the failure."""
     settings = settings_or_exit()
     chosen = _source_or_exit(source)
     configure_logging(logging.WARNING)
-    for line in _report_lines(_run_poll(settings, chosen, target)):
+    reports = (_run_poll(settings, chosen, target) if target is not None
+               else _run_catalogue_poll(settings, chosen))
+    for line in _report_lines(reports):
         typer.echo(line)
 
 
@@ -849,7 +869,8 @@ def targets_rematch(
         except AlertsError as exc:
             raise fail(_detail(exc)) from None
     typer.echo(
-        f"{slug}: {counts.kept} kept, {counts.newly_matched} newly matched, "
+        f"{slug}: {counts.kept} kept, {counts.newly_matched} newly matched "
+        f"({counts.backfilled} from the kept window), "
         f"{counts.newly_rejected} newly rejected ({counts.still_rejected} still rejected)"
     )
 
@@ -857,9 +878,14 @@ def targets_rematch(
 @feeds_app.command("add")
 def feeds_add(
     url: Annotated[str, typer.Argument(help="The feed's http(s) URL.")],
-    target: Annotated[str, typer.Option("--target", help="Target slug.")],
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="Target slug (default: the whole catalogue)."),
+    ] = None,
 ) -> None:
-    """Attach an RSS/Atom feed to a target (its entries are kept when they match)."""
+    """Attach an RSS/Atom feed to a target, or without --target to the whole catalogue:
+    fetched once per cycle and its entries matched against every target (an entry is
+    kept for the targets it matches)."""
     from alerts.targets.service import add_feed
 
     settings = settings_or_exit()
@@ -868,7 +894,7 @@ def feeds_add(
             feed = add_feed(session, target, url)
         except AlertsError as exc:
             raise fail(_detail(exc)) from None
-        typer.echo(f"added feed {feed.url} to {target}")
+        typer.echo(f"added feed {feed.url} to {target or 'the whole catalogue'}")
 
 
 feedback_app = typer.Typer(help="Readers' verdicts on digest items.", no_args_is_help=True)

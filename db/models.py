@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -81,14 +82,22 @@ class TargetChange(Base):
 
 
 class Feed(TimestampMixin, Base):
-    """An RSS/Atom feed attached to a target, with its HTTP caching state."""
+    """An RSS/Atom feed attached to a target, or to the whole catalogue (`target_id`
+    NULL: fetched once per cycle and matched against every target), with its HTTP
+    caching state."""
 
     __tablename__ = "feeds"
-    __table_args__ = (UniqueConstraint("target_id", "url"),)
+    __table_args__ = (
+        UniqueConstraint("target_id", "url"),
+        # NULLs are distinct in a unique constraint: a catalogue feed's URL needs its own.
+        Index("uq_feeds_catalogue_url", "url", unique=True,
+              sqlite_where=text("target_id IS NULL"),
+              postgresql_where=text("target_id IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    target_id: Mapped[int] = mapped_column(
-        ForeignKey("targets.id", ondelete="CASCADE"), nullable=False, index=True
+    target_id: Mapped[int | None] = mapped_column(
+        ForeignKey("targets.id", ondelete="CASCADE"), index=True
     )
     url: Mapped[str] = mapped_column(Text, nullable=False)
     title: Mapped[str | None] = mapped_column(Text)
@@ -103,7 +112,7 @@ class Feed(TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
-    target: Mapped[Target] = relationship(back_populates="feeds", lazy="raise")
+    target: Mapped[Target | None] = relationship(back_populates="feeds", lazy="raise")
 
 
 class Item(Base):
@@ -205,16 +214,21 @@ class ItemEvent(Base):
 
 
 class SourceState(Base):
-    """Where polling of one source for one target stands; the database is the schedule."""
+    """Where polling of one source for one target stands; the database is the schedule.
+    The row with no target is the source's catalogue-wide poll (alerts.polling.sweep):
+    one per source."""
 
     __tablename__ = "source_states"
-    __table_args__ = (UniqueConstraint("source", "target_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "target_id"),
+        Index("uq_source_states_catalogue_source", "source", unique=True,
+              sqlite_where=text("target_id IS NULL"),
+              postgresql_where=text("target_id IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source: Mapped[str] = mapped_column(String(16), nullable=False)
-    target_id: Mapped[int] = mapped_column(
-        ForeignKey("targets.id", ondelete="CASCADE"), nullable=False
-    )
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
     #: Adapter-specific resume point (e.g. last window end, CT.gov dataTimestamp).
     cursor: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -231,6 +245,23 @@ class SourceState(Base):
     #: A scheduler's claim on this row; expires so a killed process frees it.
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class UnmatchedItem(Base):
+    """A record a catalogue-wide poll fetched that matched no target, kept for
+    ALERTS_UNMATCHED_RETENTION_DAYS so that a new or edited target is back-filled from it
+    without refetching (alerts.items.service.rematch_target). `payload` is the parsed
+    record as an `items` row would hold it; a record that matches later moves to `items`."""
+
+    __tablename__ = "unmatched_items"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    external_id: Mapped[str] = mapped_column(String(512), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    #: When a poll last fetched it; rows older than the retention are pruned.
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
 
 
 class Subscriber(TimestampMixin, Base):

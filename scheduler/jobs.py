@@ -24,6 +24,7 @@ from alerts.mail.outbox import flush_outbox
 from alerts.ops.heartbeat import forget_heartbeat, record_heartbeat
 from alerts.polling.schemas import HELD, NO_FEEDS, NOT_CONFIGURED, NOT_DUE
 from alerts.polling.service import poll
+from alerts.polling.sweep import poll_catalogue
 from db.clock import utc_now
 from db.session import transaction
 
@@ -47,8 +48,14 @@ class JobContext:
 
 
 def poll_due_sources(ctx: JobContext) -> JobFields:
-    """Poll every (source, target) whose next poll time has come."""
-    reports = poll(ctx.session_factory, ctx.settings, owner=ctx.owner, due_only=True)
+    """Poll each source for the whole catalogue when its next poll time has come, then
+    the first history of every target never polled on its own and the targets' own
+    feeds that are due."""
+    reports = [
+        *poll_catalogue(ctx.session_factory, ctx.settings, owner=ctx.owner, due_only=True),
+        *poll(ctx.session_factory, ctx.settings, owner=ctx.owner, due_only=True,
+              alongside_catalogue=True),
+    ]
     polled = [r for r in reports if not (r.skipped and r.reason in _NOT_POLLED)]
     return {
         "polled": len(polled),

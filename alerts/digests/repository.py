@@ -667,17 +667,33 @@ def load_digest_data(session: Session, digest_ids: Sequence[int]) -> DigestData:
         session, {int(e) for event_ids in set(shown.values()) for e in event_ids.split(",")}
     )
     target_ids = sorted({row.target_id for row in alerts})
-    sources = [
-        SourceRow(target_id, source, last_success, failures or 0, last_error, warnings or [])
-        for target_id, source, last_success, failures, last_error, warnings in session.execute(
-            select(SourceState.target_id, SourceState.source, SourceState.last_success_at,
-                   SourceState.consecutive_failures, SourceState.last_error,
-                   SourceState.warnings)
-            .where(SourceState.target_id.in_(target_ids))
-            .order_by(SourceState.target_id, SourceState.source)
-        )
-    ] if target_ids else []
-    return DigestData(heads, alerts, counts, shown, events, sources)
+    return DigestData(heads, alerts, counts, shown, events,
+                      _source_rows(session, target_ids) if target_ids else [])
+
+
+def _source_rows(session: Session, target_ids: Sequence[int]) -> list[SourceRow]:
+    """The health of each source for each target: the source's catalogue-wide poll (the
+    state without a target) where there is one, since it serves every target, else the
+    target's own poll."""
+    rows = session.execute(
+        select(SourceState.target_id, SourceState.source, SourceState.last_success_at,
+               SourceState.consecutive_failures, SourceState.last_error, SourceState.warnings)
+        .where(or_(SourceState.target_id.in_(target_ids), SourceState.target_id.is_(None)))
+        .order_by(SourceState.target_id, SourceState.source)
+    ).all()
+    catalogue = {row.source: row for row in rows if row.target_id is None}
+    found = []
+    for target_id, source, last_success, failures, last_error, warnings in rows:
+        if target_id is None or source in catalogue:
+            continue
+        found.append(SourceRow(target_id, source, last_success, failures or 0, last_error,
+                               warnings or []))
+    for target_id in target_ids:
+        for row in catalogue.values():
+            found.append(SourceRow(target_id, row.source, row.last_success_at,
+                                   row.consecutive_failures or 0, row.last_error,
+                                   row.warnings or []))
+    return sorted(found, key=lambda row: (row.target_id, row.source))
 
 
 # --- the admin's view -----------------------------------------------------------------

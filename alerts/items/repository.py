@@ -22,6 +22,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    func,
     insert,
     select,
     tuple_,
@@ -31,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db.base import Base
-from db.models import Item, ItemEvent, ItemRejection, ItemTarget, Target
+from db.models import Item, ItemEvent, ItemRejection, ItemTarget, Target, UnmatchedItem
 from db.types import UTCDateTime
 
 #: Rows per multi-row statement: ~10 columns each keeps a statement far below SQLite's
@@ -504,3 +505,119 @@ def target_items_json_sql(since: bool, kind: bool, after: bool, limit: int) -> s
         f"max(page.id) FILTER (WHERE page.n = {int(limit)} AND {further}) AS last_id, "
         f"{_FINGERPRINT} FROM page"
     )
+
+
+# -- the catalogue-wide poll: links of many targets, and the window of unmatched records --
+
+
+def link_pairs(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[tuple[int, int]]:
+    """`link_items` for rows of many targets: the (item id, target id) pairs newly linked
+    (a pair another transaction linked first is not among them)."""
+    ordered = sorted(rows, key=lambda row: (row["item_id"], row["target_id"]))
+    link_ids = insert_ignoring_conflicts(
+        session, ItemTarget, ordered, ("item_id", "target_id"), returning=ItemTarget.id
+    )
+    pairs: set[tuple[int, int]] = set()
+    for chunk in chunked(sorted(link_ids)):
+        rows_found = session.execute(
+            select(ItemTarget.item_id, ItemTarget.target_id).where(ItemTarget.id.in_(chunk))
+        )
+        pairs.update((item_id, target_id) for item_id, target_id in rows_found)
+    return pairs
+
+
+def decided_pairs(session: Session, item_ids: Sequence[int]) -> dict[tuple[int, int], bool]:
+    """(item id, target id) -> matched, of every decision on these items."""
+    found: dict[tuple[int, int], bool] = {}
+    for chunk in chunked(sorted(set(item_ids))):
+        for table, matched in ((ItemRejection, False), (ItemTarget, True)):
+            rows = session.execute(
+                select(table.item_id, table.target_id).where(table.item_id.in_(chunk))
+            )
+            found.update({(item_id, target_id): matched for item_id, target_id in rows})
+    return found
+
+
+def unreject_pairs(session: Session, pairs: Sequence[tuple[int, int]]) -> None:
+    """Delete the rejections of these (item id, target id) pairs."""
+    by_target: dict[int, list[int]] = {}
+    for item_id, target_id in pairs:
+        by_target.setdefault(target_id, []).append(item_id)
+    for target_id, ids in sorted(by_target.items()):
+        unreject(session, target_id, ids)
+
+
+def stored_or_kept(session: Session, source: str, external_ids: Sequence[str]) -> set[str]:
+    """Which of `external_ids` are stored as items or kept in the unmatched window."""
+    found: set[str] = set()
+    for chunk in chunked(list(dict.fromkeys(external_ids))):
+        for model in (Item, UnmatchedItem):
+            found.update(session.scalars(
+                select(model.external_id).where(
+                    model.source == source, model.external_id.in_(chunk)
+                )
+            ))
+    return found
+
+
+def keep_unmatched(session: Session, source: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Put records (external_id, payload, seen_at) into the unmatched window, replacing
+    an older copy of the same record."""
+    ordered = sorted(rows, key=lambda row: row["external_id"])
+    for chunk in chunked(ordered):
+        session.execute(
+            delete(UnmatchedItem)
+            .where(UnmatchedItem.source == source,
+                   UnmatchedItem.external_id.in_([row["external_id"] for row in chunk]))
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(insert(UnmatchedItem), [{"source": source, **row} for row in chunk])
+
+
+def forget_unmatched(session: Session, source: str, external_ids: Sequence[str]) -> None:
+    """Take records out of the unmatched window (they are items now)."""
+    for chunk in chunked(sorted(external_ids)):
+        session.execute(
+            delete(UnmatchedItem)
+            .where(UnmatchedItem.source == source, UnmatchedItem.external_id.in_(chunk))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def prune_unmatched(session: Session, *, before: datetime) -> int:
+    """Delete the unmatched records last seen before `before`; how many."""
+    result = session.execute(
+        delete(UnmatchedItem).where(UnmatchedItem.seen_at < before)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def unmatched_page(session: Session, *, after_id: int, limit: int) -> list[UnmatchedItem]:
+    """The unmatched window by id after `after_id`."""
+    return list(session.scalars(
+        select(UnmatchedItem).where(UnmatchedItem.id > after_id)
+        .order_by(UnmatchedItem.id).limit(limit)
+    ))
+
+
+def window_start(session: Session) -> datetime | None:
+    """When the unmatched window starts: its oldest record (None when it is empty)."""
+    return session.scalar(select(func.min(UnmatchedItem.seen_at)))
+
+
+def undecided_page(
+    session: Session, target_id: int, *, since: datetime, after_id: int, limit: int
+) -> list[Item]:
+    """Stored items first seen at or after `since` that the target has no decision on,
+    by id after `after_id`."""
+    decided = [
+        select(table.item_id).where(table.target_id == target_id, table.item_id == Item.id)
+        for table in (ItemTarget, ItemRejection)
+    ]
+    return list(session.scalars(
+        select(Item)
+        .where(Item.first_seen_at >= since, Item.id > after_id,
+               ~decided[0].exists(), ~decided[1].exists())
+        .order_by(Item.id).limit(limit)
+    ))

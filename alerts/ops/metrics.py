@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
 from alerts.ops.logging import log_event
+from alerts.polling.schemas import CATALOGUE
 from db.clock import utc_now
 from db.models import (
     Digest,
@@ -204,10 +205,11 @@ class DatabaseCollector(Collector):
         rows = session.execute(
             select(SourceState.source, Target.slug, SourceState.consecutive_failures,
                    SourceState.next_poll_at)
-            .join(Target, Target.id == SourceState.target_id)
-            .order_by(SourceState.source, Target.slug)
+            .outerjoin(Target, Target.id == SourceState.target_id)
+            .order_by(SourceState.source, SourceState.target_id.is_not(None), Target.slug)
         ).all()
-        for source, slug, failures_in_a_row, next_poll_at in rows:
+        for source, target_slug, failures_in_a_row, next_poll_at in rows:
+            slug = CATALOGUE if target_slug is None else target_slug
             consecutive.add_metric([source, slug], float(failures_in_a_row))
             failing.add_metric([source, slug], 1.0 if failures_in_a_row >= threshold else 0.0)
             if next_poll_at is not None:
@@ -225,14 +227,15 @@ class DatabaseCollector(Collector):
         )
         rows = session.execute(
             select(Target.slug, func.count(Feed.id))
-            .join(Feed, Feed.target_id == Target.id)
+            .select_from(Feed)
+            .outerjoin(Target, Feed.target_id == Target.id)
             .where(Feed.enabled.is_(True),
                    Feed.consecutive_failures >= self.settings.failure_alert_threshold)
             .group_by(Target.slug)
             .order_by(Target.slug)
         ).all()
-        for slug, count in rows:
-            family.add_metric([slug], float(count))
+        for slug, count in rows:  # no slug: the catalogue's own feeds
+            family.add_metric([CATALOGUE if slug is None else slug], float(count))
         return family
 
     def _items(self, session: Session) -> Metric:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from alerts.items.repository import insert_ignoring_conflicts
@@ -47,7 +48,42 @@ def ensure_states(session: Session, pairs: Sequence[tuple[str, int]]) -> dict[tu
             SourceState.target_id.in_({target_id for _s, target_id in wanted})
         )
     )
-    return {(s, t): state_id for s, t, state_id in rows if (s, t) in wanted}
+    return {(s, t): state_id for s, t, state_id in rows
+            if t is not None and (s, t) in wanted}
+
+
+def ensure_catalogue_states(session: Session, sources: Sequence[str]) -> dict[str, int]:
+    """Make sure each source has its catalogue-wide state row (the one without a target,
+    unique per source by a partial index); their ids by source. Two processes may do
+    this at once: the insert ignores rows that exist."""
+    if not sources:
+        return {}
+    dialect = session.get_bind().dialect.name
+    make_insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = make_insert(SourceState).on_conflict_do_nothing(
+        index_elements=["source"], index_where=SourceState.target_id.is_(None)
+    )
+    session.execute(statement, [
+        {"source": source, "target_id": None, "cursor": {}, "warnings": [],
+         "consecutive_failures": 0, "polls_total": 0, "failures_total": 0}
+        for source in sorted(set(sources))
+    ])
+    rows = session.execute(
+        select(SourceState.source, SourceState.id)
+        .where(SourceState.target_id.is_(None), SourceState.source.in_(set(sources)))
+    )
+    return {source: state_id for source, state_id in rows}
+
+
+def polled_targets(session: Session, source: str) -> set[int]:
+    """The targets polled successfully at least once for `source` on their own (their
+    first history is done)."""
+    return set(session.scalars(
+        select(SourceState.target_id).where(
+            SourceState.source == source, SourceState.target_id.is_not(None),
+            SourceState.last_success_at.is_not(None),
+        )
+    ))
 
 
 def claim(
@@ -153,18 +189,18 @@ def record_failure(
 
 
 def apply_feed_outcomes(
-    session: Session, target_id: int, outcomes: Sequence[FeedOutcome], now: datetime
+    session: Session, target_id: int | None, outcomes: Sequence[FeedOutcome], now: datetime
 ) -> None:
     """Store what each feed fetch learned: validators, title, health; a permanent redirect
     moves the URL (or, when the target already has that URL, disables the old entry); 410
-    disables the feed."""
+    disables the feed. `target_id` None: the catalogue's own feeds."""
     if not outcomes:
         return
     feeds = {
         feed.id: feed
         for feed in session.scalars(
             select(Feed).where(
-                Feed.target_id == target_id, Feed.id.in_([o.feed_id for o in outcomes])
+                _of_target(target_id), Feed.id.in_([o.feed_id for o in outcomes])
             )
         )
     }
@@ -197,7 +233,7 @@ def apply_feed_outcomes(
 def _move_feed(session: Session, feed: Feed, new_url: str) -> None:
     taken = session.scalar(
         select(Feed.id).where(
-            Feed.target_id == feed.target_id, Feed.url == new_url, Feed.id != feed.id
+            _of_target(feed.target_id), Feed.url == new_url, Feed.id != feed.id
         )
     )
     if taken is not None:
@@ -209,12 +245,18 @@ def _move_feed(session: Session, feed: Feed, new_url: str) -> None:
         session.flush()  # the next feed's clash check must see this URL taken
 
 
-def statuses(session: Session) -> list[tuple[SourceState, str]]:
-    """Every source state with its target's slug, by source then slug."""
+def _of_target(target_id: int | None) -> Any:
+    """Feeds of the target, or of the whole catalogue when `target_id` is None."""
+    return Feed.target_id.is_(None) if target_id is None else Feed.target_id == target_id
+
+
+def statuses(session: Session) -> list[tuple[SourceState, str | None]]:
+    """Every source state with its target's slug (None: the catalogue-wide state), by
+    source, the catalogue-wide state first, then slug."""
     rows = session.execute(
         select(SourceState, Target.slug)
-        .join(Target, Target.id == SourceState.target_id)
-        .order_by(SourceState.source, Target.slug)
+        .outerjoin(Target, Target.id == SourceState.target_id)
+        .order_by(SourceState.source, SourceState.target_id.is_not(None), Target.slug)
     )
     return [(state, slug) for state, slug in rows]
 

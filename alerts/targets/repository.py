@@ -35,7 +35,8 @@ def enabled_feeds(session: Session, target_ids: Sequence[int]) -> dict[int, list
         .order_by(Feed.target_id, Feed.id)
     )
     for feed in rows:
-        feeds[feed.target_id].append(feed)
+        if feed.target_id is not None:  # always: the query asks for targets' feeds
+            feeds[feed.target_id].append(feed)
     return feeds
 
 
@@ -46,13 +47,20 @@ def feed_counts(session: Session) -> dict[int, int]:
         .where(Feed.enabled.is_(True))
         .group_by(Feed.target_id)
     )
-    return {target_id: count for target_id, count in rows}
+    return {target_id: count for target_id, count in rows if target_id is not None}
 
 
-def feed_by_url(session: Session, target_id: int, url: str) -> Feed | None:
-    return session.scalars(
-        select(Feed).where(Feed.target_id == target_id, Feed.url == url)
-    ).one_or_none()
+def feed_by_url(session: Session, target_id: int | None, url: str) -> Feed | None:
+    """The target's feed at `url` (None: the catalogue's own feed at `url`)."""
+    owner = Feed.target_id.is_(None) if target_id is None else Feed.target_id == target_id
+    return session.scalars(select(Feed).where(owner, Feed.url == url)).one_or_none()
+
+
+def catalogue_feeds(session: Session) -> list[Feed]:
+    """The enabled feeds of the whole catalogue (no target), in the order they were added."""
+    return list(session.scalars(
+        select(Feed).where(Feed.target_id.is_(None), Feed.enabled.is_(True)).order_by(Feed.id)
+    ))
 
 
 def by_slugs(session: Session, slugs: Iterable[str]) -> dict[str, Target]:

@@ -113,6 +113,11 @@ def enabled_feeds(session: Session, target_ids: list[int]) -> dict[int, list[Fee
     return repository.enabled_feeds(session, target_ids)
 
 
+def catalogue_feeds(session: Session) -> list[Feed]:
+    """The feeds of the whole catalogue, fetched once per cycle for every target."""
+    return repository.catalogue_feeds(session)
+
+
 def feed_counts(session: Session) -> dict[int, int]:
     """Enabled feeds per target id."""
     return repository.feed_counts(session)
@@ -137,14 +142,17 @@ def validate_feed_url(url: str) -> str:
     return url
 
 
-def add_feed(session: Session, target_slug: str, url: str) -> Feed:
-    """Attach an RSS/Atom feed to a target; Conflict when the target already has it."""
-    target = get_target_by_slug(session, target_slug)
+def add_feed(session: Session, target_slug: str | None, url: str) -> Feed:
+    """Attach an RSS/Atom feed to a target, or with `target_slug` None to the whole
+    catalogue (fetched once per cycle, its entries matched against every target);
+    Conflict when the target (or the catalogue) already has it."""
+    target_id = None if target_slug is None else get_target_by_slug(session, target_slug).id
     url = validate_feed_url(url)
-    if repository.feed_by_url(session, target.id, url) is not None:
-        raise Conflict(f"target {target.slug!r} already has the feed {url}")
-    feed = Feed(target_id=target.id, url=url, enabled=True)
-    flush_new(session, feed, f"target {target.slug!r} already has the feed {url}")
+    owner = "the catalogue" if target_slug is None else f"target {target_slug!r}"
+    if repository.feed_by_url(session, target_id, url) is not None:
+        raise Conflict(f"{owner} already has the feed {url}")
+    feed = Feed(target_id=target_id, url=url, enabled=True)
+    flush_new(session, feed, f"{owner} already has the feed {url}")
     return feed
 
 

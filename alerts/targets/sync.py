@@ -20,8 +20,10 @@ entry as `file_entry`), and never undoes a change made by hand.
 A target whose rule changed is rematched in the same transaction (alerts.items.service
 .rematch_target): its stored items are decided again with the new rule, newly matched
 old items are linked without being announced, newly rejected ones leave the digests,
-the items API and the pages. So the stored decisions always follow the rule in the
-database, and a poll never mistakes an old item for news because the rule moved.
+the items API and the pages. A new target goes through the same call, which back-fills
+it from the kept window (what a catalogue-wide poll fetched recently), also unannounced.
+So the stored decisions always follow the rule in the database, and a poll never
+mistakes an old item for news because the rule moved.
 """
 
 from __future__ import annotations
@@ -67,7 +69,11 @@ class SyncReport:
                 f"{slug}` takes the file's entry" for slug, why in self.kept.items()]
 
     def lines(self) -> list[str]:
-        out = [f"added {slug}" for slug in self.added]
+        out = []
+        for slug in self.added:
+            backfilled = self.rematched[slug].backfilled if slug in self.rematched else 0
+            out.append(f"added {slug}" + (f" (back-filled {backfilled} from the kept window)"
+                                          if backfilled else ""))
         for slug, changed in self.updated.items():
             line = f"updated {slug} ({', '.join(changed)})"
             if (counts := self.rematched.get(slug)) is not None:
@@ -110,6 +116,10 @@ def sync_catalogue(
             record_change(session, entry.slug, "add", CATALOGUE_SYNC, now=now, before=None,
                           after=target_document(target))
             report.added.append(entry.slug)
+            # A new target starts with what the kept window holds for it (no events).
+            report.rematched[entry.slug] = rematch_target(
+                session, target.id, target.match_terms, now=now
+            )
             continue
         current = target_document(target)
         if not forced:

@@ -84,6 +84,20 @@ class FakeSource:
         return step
 
 
+    async def poll_catalogue(
+        self,
+        cursor: Mapping[str, Any],
+        *,
+        now: datetime,
+        since: datetime,
+        known_ids: KnownIds | None = None,
+        progress: Progress | None = None,
+    ) -> PollResult:
+        """The catalogue-wide fetch: the script's steps for target "*"."""
+        return await self.poll(TargetQuery(slug="*"), cursor, now=now, since=since,
+                               known_ids=known_ids, progress=progress)
+
+
 def install(monkeypatch: pytest.MonkeyPatch, *sources: FakeSource) -> None:
     """Make the registry hand out these adapters for their sources."""
     for source in sources:

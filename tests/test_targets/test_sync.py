@@ -135,6 +135,7 @@ def test_rematch_command_prints_the_counts(invoke: Invoke) -> None:
     outcome = invoke("targets", "rematch", "her2-exon20")
     assert outcome.exit_code == 0, outcome.output
     assert outcome.stdout == (
-        "her2-exon20: 0 kept, 0 newly matched, 0 newly rejected (0 still rejected)\n")
+        "her2-exon20: 0 kept, 0 newly matched (0 from the kept window), 0 newly rejected "
+        "(0 still rejected)\n")
     unknown = invoke("targets", "rematch", "nope")
     assert (unknown.exit_code, unknown.stderr) == (1, "error: unknown target 'nope'\n")

@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/feeds_e2e.py
 	$(BIN)/python bench/digests.py
 	$(BIN)/python bench/matching.py
+	$(BIN)/python bench/catalogue.py
 	$(BIN)/python bench/target_search.py
 	$(BIN)/python bench/api.py
 

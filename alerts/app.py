@@ -8,7 +8,9 @@ that reason.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from alerts import __version__
 from alerts.config import Settings
 from alerts.errors import AlertsError
+from alerts.items.json_pages import ItemListFastPath, JsonPages
+from alerts.progress.service import DrugNamesCache
 from alerts.targets.search import IndexCache
 from db.session import make_engine, make_sessionmaker
 
@@ -61,11 +65,16 @@ def create_app(
         version=__version__,
         description="Email digests of new publications, trials and news about "
         "drug-discovery targets.",
+        lifespan=_lifespan,
     )
+    # The item list's PostgreSQL reader opens connections of its own, so it only serves
+    # apps whose sessions come from the engine (not tests' injected, rolled-back ones).
+    app.state.item_pages = JsonPages.for_engine(engine) if session_factory is None else None
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory or make_sessionmaker(engine)
     app.state.target_index = IndexCache()  # the catalogue's search index, per process
+    app.state.drug_names = DrugNamesCache()  # the target pages' drug names, per process
     for key, value in state.items():
         setattr(app.state, key, value)
 
@@ -74,9 +83,18 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     _install_error_handlers(app)
+    if app.state.item_pages is not None:  # innermost: inside the two below
+        app.add_middleware(ItemListFastPath, pages=app.state.item_pages)  # type: ignore[arg-type]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    if app.state.item_pages is not None:
+        await app.state.item_pages.close()
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -170,6 +188,22 @@ def content_security_policy(path: str) -> str:
     return STRICT_CSP
 
 
+def _security_headers(policy: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-security-policy", policy.encode()),
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    ]
+
+
+#: The headers of each policy, encoded once rather than per response.
+_HEADERS_BY_POLICY = {
+    policy: _security_headers(policy)
+    for policy in (STRICT_CSP, *(policy for _prefix, policy in _CSP_BY_PREFIX))
+}
+
+
 class SecurityHeaders:
     """Add the security headers to every HTTP response (errors and 413s included),
     keeping any a route set itself."""
@@ -181,12 +215,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = [
-            (b"content-security-policy", content_security_policy(scope["path"]).encode()),
-            (b"x-frame-options", b"DENY"),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-        ]
+        extra = _HEADERS_BY_POLICY[content_security_policy(scope["path"])]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -7,9 +7,7 @@ It builds Settings, the engine and the services for each command. It alone may i
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -27,6 +25,7 @@ from alerts.errors import AlertsError
 from alerts.ops.logging import configure_logging
 from alerts.polling.schemas import UNCHANGED, SourceReport
 from alerts.sources.base import SourceName
+from db.leases import new_owner
 from db.migrate import is_current, upgrade
 from db.session import make_engine, make_sessionmaker, transaction
 
@@ -110,7 +109,9 @@ def _migrate(settings: Settings) -> list[str]:
         engine.dispose()
 
 
-def _sync_catalogue(engine: Engine, path: Path | None = None) -> list[str]:
+def _sync_catalogue(
+    engine: Engine, path: Path | None = None, reset: list[str] | None = None
+) -> list[str]:
     """Write the catalogue file into the database: the report lines, or a failure that
     lists every problem of the file (nothing is written then)."""
     from alerts.targets.catalogue import CATALOGUE_PATH, CatalogueError, load_catalogue
@@ -122,7 +123,7 @@ def _sync_catalogue(engine: Engine, path: Path | None = None) -> list[str]:
     except CatalogueError as exc:
         raise fail(f"the catalogue cannot be loaded: {exc}") from None
     with transaction(make_sessionmaker(engine)) as session:
-        return sync_catalogue(session, catalogue, now=utc_now()).lines()
+        return sync_catalogue(session, catalogue, now=utc_now(), reset=reset or ()).lines()
 
 
 @db_app.command("upgrade")
@@ -142,10 +143,27 @@ def server_config(api: ASGIApp, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(api, host=host, port=port, log_level="info", log_config=None)
 
 
+def http_server(api: ASGIApp, host: str, port: int) -> uvicorn.Server:
+    """The server of `server_config`, with everything built so far out of the garbage
+    collector's way (`bench/api.py` serves its baseline with it too).
+
+    The app, its libraries and their caches are ~150,000 long-lived objects, and each
+    full collection walked them all: 40-110 ms during which no request was answered,
+    a dozen times in ten seconds of load, which was most of the p99. Frozen after
+    start-up, they are never scanned again; what requests allocate is collected as
+    before."""
+    import gc
+
+    import uvicorn
+
+    gc.collect()
+    gc.freeze()
+    return uvicorn.Server(server_config(api, host, port))
+
+
 @app.command()
 def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     """Run the API and web pages only (any number of processes)."""
-    import uvicorn
 
     from alerts.app import create_app
     from alerts.mail.factory import make_mailer
@@ -157,13 +175,12 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
         metrics = Metrics()
         mailer = make_mailer(settings, observe_latency=metrics.observe_smtp_latency)
         api = create_app(settings, engine=engine, metrics=metrics, mailer=mailer)
-        uvicorn.Server(server_config(api, host, port)).run()
+        http_server(api, host, port).run()
 
 
 @app.command()
 def run(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     """Migrate, then run the API and the scheduler in one process."""
-    import uvicorn
 
     from alerts.app import create_app
     from alerts.ops.metrics import Metrics
@@ -172,12 +189,13 @@ def run(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     settings = settings_or_exit()
     configure_logging()
     for line in _migrate(settings):
-        logging.getLogger("alerts.targets").info("%s", line)
+        level = logging.WARNING if line.startswith("warning:") else logging.INFO
+        logging.getLogger("alerts.targets").log(level, "%s", line)
     with migrated_engine(settings) as engine:
         metrics = Metrics()
         runner = build_runner(settings, engine, metrics=metrics)
         api = create_app(settings, engine=engine, metrics=metrics, mailer=runner.ctx.mailer)
-        server = uvicorn.Server(server_config(api, host, port))
+        server = http_server(api, host, port)
         _serve_with_scheduler(server, runner)
 
 
@@ -267,7 +285,7 @@ def digests_send(
             settings,
             make_mailer(settings),
             now=moment,
-            owner=_lease_owner(),
+            owner=new_owner(),
             frequency=frequency,
         )
     typer.echo(
@@ -299,11 +317,6 @@ def _source_or_exit(value: str | None) -> SourceName | None:
         return SourceName(value.strip().lower())
     except ValueError:
         raise fail(f"unknown source {value!r}: choose pubmed, ctgov or rss") from None
-
-
-def _lease_owner() -> str:
-    """The lease owner of this command's polls and sends: unique per host and process."""
-    return f"cli-{socket.gethostname()}-{os.getpid()}"
 
 
 def _detail(exc: AlertsError | ValidationError) -> str:
@@ -352,10 +365,25 @@ def _run_poll(
         try:
             return poll(
                 make_sessionmaker(engine), settings, source=source, target_slug=target_slug,
-                owner=_lease_owner(), since=since, progress=progress,
+                owner=new_owner(), since=since, progress=progress,
             )
         except AlertsError as exc:
             raise fail(_detail(exc)) from None
+
+
+def _run_catalogue_poll(settings: Settings, source: SourceName | None) -> list[SourceReport]:
+    """The catalogue-wide poll of each source, then the first history of every target
+    never polled on its own and the targets' own feeds (what the scheduler does when
+    polls are due)."""
+    from alerts.polling.service import poll
+    from alerts.polling.sweep import poll_catalogue
+
+    with migrated_engine(settings) as engine:
+        factory, owner = make_sessionmaker(engine), new_owner()
+        return [
+            *poll_catalogue(factory, settings, source=source, owner=owner),
+            *poll(factory, settings, source=source, owner=owner, alongside_catalogue=True),
+        ]
 
 
 @app.command("poll")
@@ -367,11 +395,16 @@ def poll_command(
 ) -> None:
     """Poll the sources once now: new, updated or failed per source and target.
 
-    A failing source does not make the command fail: its line names the failure."""
+    Without --target, each source once for the whole catalogue (target "*"), then the
+    first history of each target never polled on its own and the targets' own feeds;
+    with --target, that target's own searches. A failing source does not make the
+    command fail: its line names the failure."""
     settings = settings_or_exit()
     chosen = _source_or_exit(source)
     configure_logging(logging.WARNING)
-    for line in _report_lines(_run_poll(settings, chosen, target)):
+    reports = (_run_poll(settings, chosen, target) if target is not None
+               else _run_catalogue_poll(settings, chosen))
+    for line in _report_lines(reports):
         typer.echo(line)
 
 
@@ -447,48 +480,252 @@ def targets_list() -> None:
             typer.echo(f"{t.slug:<{width}}  {t.name}  [{', '.join(searched)}]")
 
 
+def _entry_input(file: Path | None, flags: dict[str, Any]) -> dict[str, Any]:
+    """A target's keys from a TOML or JSON file (a table of an entry's keys, or a file
+    holding one [[targets]] entry), then the flags given, which win over the file's."""
+    import json
+    import tomllib
+
+    document: dict[str, Any] = {}
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None
+        try:
+            loaded = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)
+        except ValueError as exc:
+            raise fail(f"{file} is not valid {'JSON' if file.suffix == '.json' else 'TOML'}: "
+                       f"{exc}") from None
+        if isinstance(loaded, dict) and list(loaded) == ["targets"] \
+                and isinstance(loaded["targets"], list) and len(loaded["targets"]) == 1:
+            loaded = loaded["targets"][0]
+        if not isinstance(loaded, dict):
+            raise fail(f"{file} must hold one target's keys (a table or a JSON object)")
+        document.update(loaded)
+    document.update(flags)
+    return document
+
+
+def _changed_by(by: str | None) -> str:
+    import getpass
+
+    if by:
+        return by
+    try:
+        return f"{getpass.getuser()} (command line)"
+    except (OSError, KeyError):
+        return "unknown user (command line)"
+
+
+def _fail_fields(exc: AlertsError) -> typer.Exit:
+    """A domain error as a command's error: one line per bad field."""
+    if isinstance(exc.detail, list):
+        for problem in exc.detail[:-1]:
+            typer.echo(f"error: {_field_line(problem)}", err=True)
+        return fail(_field_line(exc.detail[-1]))
+    return fail(str(exc.detail))
+
+
+def _field_line(problem: dict[str, Any]) -> str:
+    where = ""
+    for part in problem["loc"][1:]:
+        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+    return f"{where or 'entry'}: {problem['msg']}"
+
+
+FileOption = Annotated[
+    Path | None,
+    typer.Option("--file", help="The target's keys as a catalogue entry, TOML (a table, "
+                 "or one [[targets]] entry) or JSON (.json); flags win over it."),
+]
+ByOption = Annotated[
+    str | None, typer.Option("--by", help="Who makes the change, for its record "
+                             "(default: the OS user).")
+]
+NameFlag = Annotated[str | None, typer.Option("--name", help="Display name.")]
+DescriptionFlag = Annotated[str | None, typer.Option("--description", help="One line.")]
+KindFlag = Annotated[
+    str | None, typer.Option("--kind", help="variant, fusion, protein or pathway.")
+]
+GeneFlag = Annotated[list[str] | None, typer.Option("--gene", help="Gene symbol or synonym.")]
+VariantFlag = Annotated[
+    list[str] | None, typer.Option("--variant-term", help="Variant term (e.g. G12C).")
+]
+PatternFlag = Annotated[
+    list[str] | None, typer.Option("--variant-pattern", help="Variant regex.")
+]
+DrugFlag = Annotated[
+    list[str] | None,
+    typer.Option("--drug", help="A drug aimed at the target, counted alone (codes, "
+                 "brands and shared_with go in --file)."),
+]
+RelatedFlag = Annotated[
+    list[str] | None,
+    typer.Option("--related-drug", help="A drug that counts only with the target's terms."),
+]
+SourceFlag = Annotated[
+    list[str] | None, typer.Option("--source", help="Where the terms come from.")
+]
+PubmedFlag = Annotated[str | None, typer.Option("--pubmed-query", help="PubMed ESearch term.")]
+CtgovTermFlag = Annotated[
+    str | None, typer.Option("--ctgov-term", help="ClinicalTrials.gov query.term.")
+]
+CtgovIntrFlag = Annotated[
+    str | None, typer.Option("--ctgov-intr", help="ClinicalTrials.gov query.intr.")
+]
+
+
+def _entry_flags(**given: Any) -> dict[str, Any]:
+    """The flags given (not None), as an entry's keys: each replaces the key as a whole;
+    an empty query clears it."""
+    keys = {"gene": "genes", "variant_term": "variant_terms",
+            "variant_pattern": "variant_patterns", "related_drug": "related_drugs",
+            "source": "sources"}
+    flags: dict[str, Any] = {}
+    for option, value in given.items():
+        if value is None:
+            continue
+        if option == "drug":
+            flags["drugs"] = [{"name": name} for name in value]
+        elif option in ("pubmed_query", "ctgov_term", "ctgov_intr"):
+            flags[option] = value.strip() or None
+        else:
+            flags[keys.get(option, option)] = value
+    return flags
+
+
+def _rematch_line(counts: Any) -> str:
+    return (f"rematched: {counts.kept} kept, {counts.newly_matched} newly matched, "
+            f"{counts.newly_rejected} newly rejected")
+
+
 @targets_app.command("add")
 def targets_add(
-    slug: Annotated[str, typer.Argument(help="Lowercase letters, digits, hyphens.")],
-    name: Annotated[str, typer.Option("--name", help="Display name.")],
-    description: Annotated[str, typer.Option("--description")] = "",
-    pubmed_query: Annotated[
-        str | None, typer.Option("--pubmed-query", help="PubMed ESearch term.")
-    ] = None,
-    ctgov_term: Annotated[
-        str | None, typer.Option("--ctgov-term", help="ClinicalTrials.gov query.term.")
-    ] = None,
-    ctgov_intr: Annotated[
-        str | None, typer.Option("--ctgov-intr", help="ClinicalTrials.gov query.intr.")
-    ] = None,
-    gene: Annotated[list[str] | None, typer.Option("--gene", help="Gene term.")] = None,
-    mutation: Annotated[
-        list[str] | None, typer.Option("--mutation", help="Mutation term.")
-    ] = None,
-    drug: Annotated[list[str] | None, typer.Option("--drug", help="Selective drug.")] = None,
+    slug: Annotated[str | None, typer.Argument(help="Lowercase letters, digits, hyphens "
+                                               "(or the file's slug).")] = None,
+    file: FileOption = None, name: NameFlag = None, description: DescriptionFlag = None,
+    kind: KindFlag = None, gene: GeneFlag = None, variant_term: VariantFlag = None,
+    variant_pattern: PatternFlag = None, drug: DrugFlag = None,
+    related_drug: RelatedFlag = None, source: SourceFlag = None,
+    pubmed_query: PubmedFlag = None, ctgov_term: CtgovTermFlag = None,
+    ctgov_intr: CtgovIntrFlag = None, by: ByOption = None,
 ) -> None:
-    """Add a target to the catalogue.
+    """Add a target: a catalogue entry (--file and/or flags), checked as the catalogue
+    file's entries are, matched against the stored items at once, the change recorded.
 
-    Feed entries match it with a --gene term together with a --mutation term, or with a
-    --drug; each of these options may be repeated."""
-    from alerts.targets.schemas import TargetCreate
-    from alerts.targets.service import create_target
+    The target is local: `alerts targets sync` never changes it."""
+    from alerts.targets.changes import add_target
+    from db.clock import utc_now
 
+    flags = _entry_flags(
+        name=name, description=description, kind=kind, gene=gene, variant_term=variant_term,
+        variant_pattern=variant_pattern, drug=drug, related_drug=related_drug, source=source,
+        pubmed_query=pubmed_query, ctgov_term=ctgov_term, ctgov_intr=ctgov_intr)
+    document = _entry_input(file, {"slug": slug, **flags} if slug else flags)
     settings = settings_or_exit()
-    try:
-        data = TargetCreate(
-            slug=slug, name=name, description=description, pubmed_query=pubmed_query,
-            ctgov_term=ctgov_term, ctgov_intr=ctgov_intr, genes=gene or [],
-            mutations=mutation or [], drugs=drug or [],
-        )
-    except ValidationError as exc:
-        raise fail(_detail(exc)) from None
     with migrated_engine(settings) as engine, transaction(make_sessionmaker(engine)) as session:
         try:
-            create_target(session, data)
+            done = add_target(session, document, by=_changed_by(by), now=utc_now())
         except AlertsError as exc:
-            raise fail(_detail(exc)) from None
-    typer.echo(f"added target {data.slug}")
+            raise _fail_fields(exc) from None
+        typer.echo(f"added target {done.target.slug}; {_rematch_line(done.rematched)}")
+
+
+@targets_app.command("edit")
+def targets_edit(
+    slug: Annotated[str, typer.Argument(help="Target slug.")],
+    file: FileOption = None, name: NameFlag = None, description: DescriptionFlag = None,
+    kind: KindFlag = None, gene: GeneFlag = None, variant_term: VariantFlag = None,
+    variant_pattern: PatternFlag = None, drug: DrugFlag = None,
+    related_drug: RelatedFlag = None, source: SourceFlag = None,
+    pubmed_query: PubmedFlag = None, ctgov_term: CtgovTermFlag = None,
+    ctgov_intr: CtgovIntrFlag = None, by: ByOption = None,
+) -> None:
+    """Change a target: the keys given (--file and/or flags) replace its entry's; the
+    result is checked as a whole entry, a changed rule rematches the stored items, the
+    change is recorded.
+
+    A target of the catalogue file keeps this edit at the next sync (which warns if the
+    file's entry changes too)."""
+    from alerts.targets.changes import edit_target
+    from db.clock import utc_now
+
+    flags = _entry_flags(
+        name=name, description=description, kind=kind, gene=gene, variant_term=variant_term,
+        variant_pattern=variant_pattern, drug=drug, related_drug=related_drug, source=source,
+        pubmed_query=pubmed_query, ctgov_term=ctgov_term, ctgov_intr=ctgov_intr)
+    changes = _entry_input(file, {})
+    changes.update(flags)
+    if not changes:
+        raise fail("nothing to change: give --file or a flag (see --help)")
+    settings = settings_or_exit()
+    with migrated_engine(settings) as engine, transaction(make_sessionmaker(engine)) as session:
+        try:
+            done = edit_target(session, slug, changes, by=_changed_by(by), now=utc_now())
+        except AlertsError as exc:
+            raise _fail_fields(exc) from None
+    if not done.changed:
+        typer.echo(f"{slug}: already so, nothing changed")
+    elif done.rematched is None:
+        typer.echo(f"edited {slug}")
+    else:
+        typer.echo(f"edited {slug}; {_rematch_line(done.rematched)}")
+
+
+@targets_app.command("remove")
+def targets_remove(
+    slug: Annotated[str, typer.Argument(help="Target slug.")],
+    force: Annotated[bool, typer.Option("--force", help="Also when people follow it: "
+                                        "their alerts end with it.")] = False,
+    by: ByOption = None,
+) -> None:
+    """Remove a target, refused while it has pending, active or paused alerts unless
+    --force (each confirmed follower is then mailed that the alert ended, by the
+    scheduler's outbox). Its history stays; `alerts targets sync` does not add it back from the file
+    (`sync --reset SLUG` does)."""
+    from alerts.targets.changes import remove_target
+    from db.clock import utc_now
+
+    settings = settings_or_exit()
+    with migrated_engine(settings) as engine, transaction(make_sessionmaker(engine)) as session:
+        try:
+            ended = remove_target(session, slug, by=_changed_by(by), now=utc_now(),
+                                  settings=settings, force=force)
+        except AlertsError as exc:
+            raise _fail_fields(exc) from None
+    typer.echo(f"removed {slug}" + (f"; {ended} alert{'' if ended == 1 else 's'} ended"
+                                    if ended else ""))
+
+
+@targets_app.command("history")
+def targets_history(
+    slug: Annotated[str, typer.Argument(help="Target slug (also a removed one's).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Each change as a JSON line, "
+                                          "with the entry before and after.")] = False,
+) -> None:
+    """Who changed the target, when and what, oldest first."""
+    import json
+
+    from alerts.targets.changes import target_history
+
+    settings = settings_or_exit()
+    with migrated_engine(settings) as engine, transaction(make_sessionmaker(engine)) as session:
+        try:
+            history = target_history(session, slug)
+        except AlertsError as exc:
+            raise _fail_fields(exc) from None
+        for change in history:
+            when = change.changed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            if as_json:
+                typer.echo(json.dumps({
+                    "changed_at": when, "action": change.action, "by": change.changed_by,
+                    "before": change.before, "after": change.after}, ensure_ascii=False))
+                continue
+            keys = sorted(k for k in {*(change.before or {}), *(change.after or {})}
+                          if (change.before or {}).get(k) != (change.after or {}).get(k))
+            what = f": {', '.join(keys)}" if change.action == "edit" else ""
+            typer.echo(f"{when}  {change.action}  by {change.changed_by}{what}")
 
 
 @app.command("match")
@@ -595,14 +832,22 @@ def targets_sync(
         typer.Option("--file", help="Catalogue file (default: ALERTS_CATALOGUE_FILE, "
                      "else the shipped catalogue.toml)."),
     ] = None,
+    reset: Annotated[
+        list[str] | None,
+        typer.Option("--reset", help="A target changed by hand (edited, added or removed) "
+                     "that takes the file's entry again; repeatable."),
+    ] = None,
 ) -> None:
     """Write the catalogue file into the database: targets added or updated by slug.
 
     Nothing is deleted: a target the file no longer lists is reported. A target whose
-    rule changed is rematched at once (old items are never mailed as new)."""
+    rule changed is rematched at once (old items are never mailed as new). What the file
+    changed since the last sync is applied; a change made by hand (`alerts targets
+    add/edit/remove`, the admin API) is kept, with a warning when the file's entry
+    changed too, until --reset SLUG."""
     settings = settings_or_exit()
     with migrated_engine(settings) as engine:
-        for line in _sync_catalogue(engine, file or settings.catalogue_file):
+        for line in _sync_catalogue(engine, file or settings.catalogue_file, reset):
             typer.echo(line)
 
 
@@ -624,7 +869,8 @@ def targets_rematch(
         except AlertsError as exc:
             raise fail(_detail(exc)) from None
     typer.echo(
-        f"{slug}: {counts.kept} kept, {counts.newly_matched} newly matched, "
+        f"{slug}: {counts.kept} kept, {counts.newly_matched} newly matched "
+        f"({counts.backfilled} from the kept window), "
         f"{counts.newly_rejected} newly rejected ({counts.still_rejected} still rejected)"
     )
 
@@ -632,9 +878,14 @@ def targets_rematch(
 @feeds_app.command("add")
 def feeds_add(
     url: Annotated[str, typer.Argument(help="The feed's http(s) URL.")],
-    target: Annotated[str, typer.Option("--target", help="Target slug.")],
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="Target slug (default: the whole catalogue)."),
+    ] = None,
 ) -> None:
-    """Attach an RSS/Atom feed to a target (its entries are kept when they match)."""
+    """Attach an RSS/Atom feed to a target, or without --target to the whole catalogue:
+    fetched once per cycle and its entries matched against every target (an entry is
+    kept for the targets it matches)."""
     from alerts.targets.service import add_feed
 
     settings = settings_or_exit()
@@ -643,7 +894,7 @@ def feeds_add(
             feed = add_feed(session, target, url)
         except AlertsError as exc:
             raise fail(_detail(exc)) from None
-        typer.echo(f"added feed {feed.url} to {target}")
+        typer.echo(f"added feed {feed.url} to {target or 'the whole catalogue'}")
 
 
 feedback_app = typer.Typer(help="Readers' verdicts on digest items.", no_args_is_help=True)

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
 
     poll_interval_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 60
     initial_lookback_days: Annotated[int, Field(ge=0, le=3650)] = 7
+    #: Days a record a catalogue-wide poll fetched and no target matched is kept, so a
+    #: new or edited target is back-filled from it without refetching.
+    unmatched_retention_days: Annotated[int, Field(ge=0, le=365)] = 14
     digest_check_minutes: Annotated[int, Field(ge=1, le=60)] = 5
     #: The scheduler's metronome: how often it looks for due polls and outbox mail and
     #: writes its heartbeat. Short values are for tests and demos.

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
+from alerts.progress.service import DrugNamesCache
 from alerts.targets.search import IndexCache
 from db.session import transaction
 
@@ -33,7 +34,12 @@ def get_target_index(request: Request) -> IndexCache:
     return request.app.state.target_index  # type: ignore[no-any-return]
 
 
+def get_drug_names(request: Request) -> DrugNamesCache:
+    return request.app.state.drug_names  # type: ignore[no-any-return]
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 TargetIndexDep = Annotated[IndexCache, Depends(get_target_index)]
+DrugNamesDep = Annotated[DrugNamesCache, Depends(get_drug_names)]

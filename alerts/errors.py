@@ -34,17 +34,23 @@ class Conflict(AlertsError):
     status_code = 409
 
 
-class PayloadTooLarge(AlertsError):
-    status_code = 413
-
-
-class Unprocessable(AlertsError):
-    """422 with a detail in FastAPI's own shape: [{loc, msg, type}]."""
+class InvalidFields(AlertsError):
+    """422 naming each bad field, in FastAPI's own shape: [{loc, msg, type}]."""
 
     status_code = 422
 
+    def __init__(
+        self, problems: list[tuple[tuple[int | str, ...], str]], *, location: str = "body"
+    ) -> None:
+        super().__init__([{"loc": [location, *loc], "msg": message, "type": "value_error"}
+                          for loc, message in problems])
+
+
+class Unprocessable(InvalidFields):
+    """422 for one bad field."""
+
     def __init__(self, field: str, message: str, *, location: str = "body") -> None:
-        super().__init__([{"loc": [location, field], "msg": message, "type": "value_error"}])
+        super().__init__([((field,), message)], location=location)
 
 
 class TooManyRequests(AlertsError):

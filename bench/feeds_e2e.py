@@ -102,7 +102,7 @@ def _settings(db_path: Path, smtp_port: int) -> Any:
 def make_database(db_path: Path, feed_urls: Sequence[str]) -> None:
     """A migrated database: the bench target with the feeds, one active daily alert."""
     from alerts.targets import service as targets
-    from alerts.targets.schemas import TargetCreate
+    from alerts.targets.changes import add_target
     from db.migrate import upgrade
     from db.models import Alert, Subscriber
     from db.session import make_engine, make_sessionmaker, transaction
@@ -111,9 +111,10 @@ def make_database(db_path: Path, feed_urls: Sequence[str]) -> None:
     try:
         upgrade(engine)
         with transaction(make_sessionmaker(engine)) as session:
-            target = targets.create_target(
-                session, TargetCreate(slug=SLUG, name="Feed benchmark", drugs=MATCH_DRUGS)
-            )
+            target = add_target(session, {
+                "slug": SLUG, "name": "Feed benchmark", "description": "", "kind": "protein",
+                "genes": ["BENCHGENE1"], "drugs": [{"name": drug} for drug in MATCH_DRUGS],
+            }, by="bench", now=ACTIVATED_AT).target
             for url in feed_urls:
                 targets.add_feed(session, SLUG, url)
             subscriber = Subscriber(

@@ -1,4 +1,6 @@
-"""Persistence: models, column types, engine and session factories, migrations.
+"""Persistence: models, column types, the stored status values (`statuses`), the one
+lease that shares rows between processes (`leases`), engine and session factories,
+migrations.
 
 `db` imports nothing from `alerts` or `scheduler`; they depend on it, never the reverse.
 """

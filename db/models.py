@@ -18,11 +18,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, TimestampMixin
 from db.clock import utc_now
+from db.statuses import AddressStatus, AlertStatus, DigestStatus, MailStatus
 from db.types import JSONType, UTCDateTime
 
 # SQLite only makes INTEGER PRIMARY KEY an auto-increment rowid; PostgreSQL gets BIGINT.
@@ -47,19 +49,55 @@ class Target(TimestampMixin, Base):
     #: (genes, variant terms and patterns, drugs ...), or the older
     #: {"genes", "mutations", "drugs"}; read through alerts.matching.compile_rule.
     match_terms: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    #: Where the synonyms and drugs come from (the catalogue entry's `sources`).
+    sources: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
+    #: "file" (the catalogue file owns it) or "local" (added by `alerts targets add` or
+    #: the admin API: `alerts targets sync` never touches it).
+    origin: Mapped[str] = mapped_column(
+        String(8), nullable=False, default="file", server_default="file"
+    )
+    #: The catalogue file's entry as the last sync applied it (null until then): a target
+    #: whose entry differs from it was edited locally, and sync keeps that edit.
+    file_entry: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     feeds: Mapped[list[Feed]] = relationship(back_populates="target", lazy="raise")
 
 
-class Feed(TimestampMixin, Base):
-    """An RSS/Atom feed attached to a target, with its HTTP caching state."""
+class TargetChange(Base):
+    """Who changed which target, when, and how: the entry before and after (null before an
+    add, null after a removal). Written in the transaction of the change itself. Keyed by
+    slug, not by a foreign key, so a removed target's history stays."""
 
-    __tablename__ = "feeds"
-    __table_args__ = (UniqueConstraint("target_id", "url"),)
+    __tablename__ = "target_changes"
+    __table_args__ = (Index("ix_target_changes_slug_id", "target_slug", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    target_id: Mapped[int] = mapped_column(
-        ForeignKey("targets.id", ondelete="CASCADE"), nullable=False, index=True
+    target_slug: Mapped[str] = mapped_column(String(64), nullable=False)
+    action: Mapped[str] = mapped_column(String(8), nullable=False)  # add | edit | remove
+    #: "catalogue sync", "<os user> (command line)" or "admin token <fingerprint>".
+    changed_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, nullable=False)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class Feed(TimestampMixin, Base):
+    """An RSS/Atom feed attached to a target, or to the whole catalogue (`target_id`
+    NULL: fetched once per cycle and matched against every target), with its HTTP
+    caching state."""
+
+    __tablename__ = "feeds"
+    __table_args__ = (
+        UniqueConstraint("target_id", "url"),
+        # NULLs are distinct in a unique constraint: a catalogue feed's URL needs its own.
+        Index("uq_feeds_catalogue_url", "url", unique=True,
+              sqlite_where=text("target_id IS NULL"),
+              postgresql_where=text("target_id IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    target_id: Mapped[int | None] = mapped_column(
+        ForeignKey("targets.id", ondelete="CASCADE"), index=True
     )
     url: Mapped[str] = mapped_column(Text, nullable=False)
     title: Mapped[str | None] = mapped_column(Text)
@@ -74,7 +112,7 @@ class Feed(TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
-    target: Mapped[Target] = relationship(back_populates="feeds", lazy="raise")
+    target: Mapped[Target | None] = relationship(back_populates="feeds", lazy="raise")
 
 
 class Item(Base):
@@ -176,16 +214,21 @@ class ItemEvent(Base):
 
 
 class SourceState(Base):
-    """Where polling of one source for one target stands; the database is the schedule."""
+    """Where polling of one source for one target stands; the database is the schedule.
+    The row with no target is the source's catalogue-wide poll (alerts.polling.sweep):
+    one per source."""
 
     __tablename__ = "source_states"
-    __table_args__ = (UniqueConstraint("source", "target_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "target_id"),
+        Index("uq_source_states_catalogue_source", "source", unique=True,
+              sqlite_where=text("target_id IS NULL"),
+              postgresql_where=text("target_id IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source: Mapped[str] = mapped_column(String(16), nullable=False)
-    target_id: Mapped[int] = mapped_column(
-        ForeignKey("targets.id", ondelete="CASCADE"), nullable=False
-    )
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
     #: Adapter-specific resume point (e.g. last window end, CT.gov dataTimestamp).
     cursor: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -204,6 +247,23 @@ class SourceState(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class UnmatchedItem(Base):
+    """A record a catalogue-wide poll fetched that matched no target, kept for
+    ALERTS_UNMATCHED_RETENTION_DAYS so that a new or edited target is back-filled from it
+    without refetching (alerts.items.service.rematch_target). `payload` is the parsed
+    record as an `items` row would hold it; a record that matches later moves to `items`."""
+
+    __tablename__ = "unmatched_items"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    external_id: Mapped[str] = mapped_column(String(512), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    #: When a poll last fetched it; rows older than the retention are pruned.
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+
+
 class Subscriber(TimestampMixin, Base):
     """An email address; verified once its owner clicked a confirmation link."""
 
@@ -212,8 +272,10 @@ class Subscriber(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    #: "ok", or "bounced" after a permanent SMTP refusal of the address.
-    mail_status: Mapped[str] = mapped_column(String(16), nullable=False, default="ok")
+    #: An AddressStatus: "bounced" after a permanent SMTP refusal of the address.
+    mail_status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default=AddressStatus.ok
+    )
     mail_error: Mapped[str | None] = mapped_column(Text)
     mail_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -250,8 +312,10 @@ class Alert(TimestampMixin, Base):
     timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
     max_items: Mapped[int] = mapped_column(Integer, nullable=False, default=50)
     send_when_empty: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    #: pending | active | paused | unsubscribed
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending", index=True)
+    #: An AlertStatus.
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default=AlertStatus.pending, index=True
+    )
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -277,7 +341,8 @@ class Digest(TimestampMixin, Base):
     )
     frequency: Mapped[str] = mapped_column(String(8), nullable=False)
     slot_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    #: A DigestStatus.
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=DigestStatus.pending)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
@@ -338,7 +403,8 @@ class OutboundMail(TimestampMixin, Base):
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     recipient: Mapped[str] = mapped_column(String(320), nullable=False)
     message: Mapped[str] = mapped_column(Text, nullable=False)  # RFC 5322 text
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    #: A MailStatus.
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=MailStatus.pending)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(128))

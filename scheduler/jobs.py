@@ -11,9 +11,6 @@ returns a dict of fields for the one `scheduler.job` log line the runner writes.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,10 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.digests.service import send_due
 from alerts.mail.base import Mailer
+from alerts.mail.outbox import flush_outbox
 from alerts.ops.heartbeat import forget_heartbeat, record_heartbeat
 from alerts.polling.schemas import HELD, NO_FEEDS, NOT_CONFIGURED, NOT_DUE
 from alerts.polling.service import poll
-from alerts.subscriptions.outbox import flush_outbox
+from alerts.polling.sweep import poll_catalogue
 from db.clock import utc_now
 from db.session import transaction
 
@@ -44,22 +42,20 @@ class JobContext:
     settings: Settings
     session_factory: sessionmaker[Session]
     mailer: Mailer
-    #: This process's lease owner name (`new_owner()`), also its heartbeat row.
+    #: This process's lease owner name (`db.leases.new_owner()`), also its heartbeat row.
     owner: str
     started_at: datetime
 
 
-def new_owner() -> str:
-    """hostname-pid-random: unique per process, and readable in leases, heartbeats and
-    logs (which host, which process). The random part tells a restarted process that got
-    the same pid (containers: pid 1) from its predecessor."""
-    host = socket.gethostname()[:80] or "host"
-    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
 def poll_due_sources(ctx: JobContext) -> JobFields:
-    """Poll every (source, target) whose next poll time has come."""
-    reports = poll(ctx.session_factory, ctx.settings, owner=ctx.owner, due_only=True)
+    """Poll each source for the whole catalogue when its next poll time has come, then
+    the first history of every target never polled on its own and the targets' own
+    feeds that are due."""
+    reports = [
+        *poll_catalogue(ctx.session_factory, ctx.settings, owner=ctx.owner, due_only=True),
+        *poll(ctx.session_factory, ctx.settings, owner=ctx.owner, due_only=True,
+              alongside_catalogue=True),
+    ]
     polled = [r for r in reports if not (r.skipped and r.reason in _NOT_POLLED)]
     return {
         "polled": len(polled),

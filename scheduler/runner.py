@@ -35,8 +35,9 @@ from alerts.mail.factory import make_mailer
 from alerts.ops.logging import format_event, log_event
 from alerts.ops.metrics import Metrics
 from db.clock import utc_now
+from db.leases import new_owner
 from db.session import make_sessionmaker
-from scheduler.jobs import JOBS, Job, JobContext, new_owner, remove_heartbeat
+from scheduler.jobs import JOBS, Job, JobContext, remove_heartbeat
 
 logger = logging.getLogger(__name__)
 

@@ -60,9 +60,10 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> dict[SourceName, FakeSource]:
             cursor={"window_end": "2026-06-01"}, requests=2,
             warnings=['PubMed dropped the phrase "YVMA"'],
         )]}),
-        SourceName.ctgov: FakeSource(SourceName.ctgov, {SLUG: [
-            SourceError("ctgov studies: HTTP 400 bad query"),
-        ]}),
+        SourceName.ctgov: FakeSource(SourceName.ctgov, {
+            SLUG: [SourceError("ctgov studies: HTTP 400 bad query")],
+            "*": [PollResult(items=[], cursor={"window_start": "2026-06-01"}, requests=1)],
+        }),
         SourceName.rss: FakeSource(SourceName.rss, {}),
     }
     install(monkeypatch, *sources.values())
@@ -74,12 +75,28 @@ def test_poll_prints_one_line_per_source_and_target(
 ) -> None:
     outcome = invoke("poll")
     assert outcome.exit_code == 0, outcome.output
+    # The whole catalogue first ("*": one search per source for every target), then
+    # each target never polled on its own (its first history).
     assert outcome.stdout.splitlines() == [
+        "pubmed  *            skipped: no query for this source",
+        "ctgov   *            0 new, 0 updated  (1 request)",
+        "rss     *            skipped: no feeds for this target",
         "pubmed  her2-exon20  2 new, 0 updated  (2 requests)",
         '  warning: PubMed dropped the phrase "YVMA"',
         "ctgov   her2-exon20  failed: ctgov studies: HTTP 400 bad query",
         "rss     her2-exon20  skipped: no feeds for this target",
     ]
+
+
+def test_poll_polls_a_target_on_its_own_only_for_its_first_history(
+    invoke: Invoke, fakes: dict[SourceName, FakeSource]
+) -> None:
+    invoke("poll")
+    outcome = invoke("poll")
+    assert outcome.exit_code == 0, outcome.output
+    lines = outcome.stdout.splitlines()
+    assert "pubmed  her2-exon20  2 new, 0 updated  (2 requests)" not in lines  # done
+    assert "ctgov   her2-exon20  failed: ctgov studies: HTTP 400 bad query" in lines  # not yet
 
 
 def test_poll_again_reports_nothing_new(
@@ -94,8 +111,9 @@ def test_poll_again_reports_nothing_new(
 def test_poll_names_unreachable_upstreams_and_still_succeeds(invoke: Invoke) -> None:
     outcome = invoke("poll", "--source", "pubmed")
     assert outcome.exit_code == 0
-    [line] = outcome.stdout.splitlines()
-    assert line.startswith("pubmed  her2-exon20  failed: pubmed esearch: connection failed")
+    everything, target = outcome.stdout.splitlines()
+    assert everything.startswith("pubmed  *            failed: pubmed esearch: connection failed")
+    assert target.startswith("pubmed  her2-exon20  failed: pubmed esearch: connection failed")
     assert "Traceback" not in outcome.output
 
 
@@ -146,10 +164,11 @@ def test_backfill_fetches_from_the_date_and_reports(
 def test_targets_add_then_list(invoke: Invoke, db_url: str) -> None:
     added = invoke(
         "targets", "add", "kras-g12c", "--name", "KRAS G12C", "--description", "KRAS",
-        "--pubmed-query", "KRAS G12C[tiab]", "--gene", "KRAS", "--mutation", "G12C",
-        "--drug", "sotorasib", "--drug", "adagrasib",
+        "--kind", "variant", "--pubmed-query", "KRAS G12C[tiab]", "--gene", "KRAS",
+        "--variant-term", "G12C", "--drug", "sotorasib", "--drug", "adagrasib",
     )
-    assert (added.exit_code, added.stdout) == (0, "added target kras-g12c\n")
+    assert (added.exit_code, added.stdout) == (
+        0, "added target kras-g12c; rematched: 0 kept, 0 newly matched, 0 newly rejected\n")
     listed = invoke("targets", "list")
     assert listed.exit_code == 0
     assert listed.stdout.splitlines() == [
@@ -160,22 +179,24 @@ def test_targets_add_then_list(invoke: Invoke, db_url: str) -> None:
     with engine.connect() as connection:
         terms = connection.scalar(select(Target.match_terms).where(Target.slug == "kras-g12c"))
     engine.dispose()
-    assert terms == {"genes": ["KRAS"], "mutations": ["G12C"],
-                     "drugs": ["sotorasib", "adagrasib"]}
+    assert (terms["kind"], terms["genes"], terms["variant_terms"]) == (
+        "variant", ["KRAS"], ["G12C"])
+    assert [drug["name"] for drug in terms["drugs"]] == ["sotorasib", "adagrasib"]
 
 
 @pytest.mark.parametrize(
     ("slug", "message"),
     [
         (SLUG, "error: target 'her2-exon20' already exists"),
-        ("KRAS_G12C", "error: invalid slug: must be lowercase letters, digits and hyphens "
-                      "(e.g. her2-exon20)"),
+        ("KRAS_G12C", "error: slug: 'KRAS_G12C' must match ^[a-z0-9][a-z0-9-]{1,62}$ "
+                      "(lowercase letters, digits, hyphens)"),
     ],
 )
 def test_targets_add_refuses_a_taken_or_malformed_slug(
     invoke: Invoke, slug: str, message: str
 ) -> None:
-    outcome = invoke("targets", "add", slug, "--name", "Another")
+    outcome = invoke("targets", "add", slug, "--name", "Another", "--description", "x",
+                     "--kind", "protein", "--gene", "KRAS")
     assert outcome.exit_code == 1
     assert outcome.stderr.strip() == message
 
@@ -186,6 +207,21 @@ def test_feeds_add_attaches_a_feed(invoke: Invoke, db_url: str) -> None:
     assert outcome.stdout == "added feed https://news.example/her2.xml to her2-exon20\n"
     assert "1 feed]" in invoke("targets", "list").stdout
     assert _feed_urls(db_url) == ["https://news.example/her2.xml"]
+
+
+def test_feeds_add_without_a_target_gives_the_feed_to_the_whole_catalogue(
+    invoke: Invoke, db_url: str
+) -> None:
+    outcome = invoke("feeds", "add", "https://news.example/oncology.xml")
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.stdout == "added feed https://news.example/oncology.xml to the whole catalogue\n"
+    again = invoke("feeds", "add", "https://news.example/oncology.xml")
+    assert (again.exit_code, again.stderr.strip()) == (
+        1, "error: the catalogue already has the feed https://news.example/oncology.xml")
+    # The same URL may still belong to a target of its own.
+    assert invoke("feeds", "add", "https://news.example/oncology.xml", "--target", SLUG
+                  ).exit_code == 0
+    assert _feed_urls(db_url) == ["https://news.example/oncology.xml"] * 2
 
 
 @pytest.mark.parametrize(
@@ -216,7 +252,8 @@ def test_feeds_add_refuses_bad_input_and_keeps_what_is_there(
         ["poll"],
         ["backfill", "--target", SLUG, "--since", "2024-01-01"],
         ["targets", "list"],
-        ["targets", "add", "kras-g12c", "--name", "KRAS"],
+        ["targets", "add", "kras-g12c", "--name", "KRAS", "--description", "x",
+         "--kind", "protein", "--gene", "KRAS"],
         ["feeds", "add", "https://news.example/x.xml", "--target", SLUG],
         ["serve"],
         ["scheduler"],

@@ -95,9 +95,15 @@ def test_poll_stores_every_served_record_and_the_api_lists_the_matched_ones(
     decisions = stored_decisions(settings_at_fake)
     served = {("pubmed", pmid) for pmid in fake.pmids} | {("ctgov", n) for n in fake.nct_ids}
     assert set(decisions) == served  # everything stored once, matched or rejected
-    assert lines[:2] == [
-        f"pubmed  {SLUG}  {matched(decisions, 'pubmed')} new, 0 updated  (2 requests)",
-        f"ctgov   {SLUG}  {matched(decisions, 'ctgov')} new, 0 updated  (3 requests)",
+    # The whole catalogue first: what the target's rule matched is linked (and new) there;
+    # then the target's first history on its own search decides the rest for it.
+    assert lines == [
+        f"pubmed  *            {matched(decisions, 'pubmed')} new, 0 updated  (2 requests)",
+        f"ctgov   *            {matched(decisions, 'ctgov')} new, 0 updated  (2 requests)",
+        "rss     *            skipped: no feeds for this target",
+        f"pubmed  {SLUG}  0 new, 0 updated  (2 requests)",
+        f"ctgov   {SLUG}  0 new, 0 updated  (3 requests)",
+        f"rss     {SLUG}  skipped: no feeds for this target",
     ]
     items = all_items(settings_at_fake)
     assert sorted((i["source"], i["external_id"]) for i in items) == sorted(
@@ -112,9 +118,12 @@ def test_poll_stores_every_served_record_and_the_api_lists_the_matched_ones(
             assert [e["kind"] for e in item["events"]] == ["new"]
 
     efetches = len(fake.requests_to("/efetch.fcgi"))
-    assert alerts_poll()[:2] == [
-        f"pubmed  {SLUG}  0 new, 0 updated  (1 request)",
-        f"ctgov   {SLUG}  skipped: upstream data unchanged  (1 request)",
+    # The target's first history is done: the catalogue-wide poll alone serves it now.
+    assert alerts_poll() == [
+        "pubmed  *            0 new, 0 updated  (1 request)",
+        "ctgov   *            skipped: upstream data unchanged  (1 request)",
+        "rss     *            skipped: no feeds for this target",
+        f"rss     {SLUG}  skipped: no feeds for this target",
     ]
     # Decided PMIDs, matched or rejected, are not fetched again.
     assert len(fake.requests_to("/efetch.fcgi")) == efetches
@@ -127,6 +136,8 @@ def test_a_trial_whose_status_changed_upstream_shows_an_update_event(
     """The recorded NCT02210780 names Dupixent only among its interventions' other names:
     a target with that drug matches it there, HER2 exon 20 does not."""
     added = CliRunner().invoke(cli, ["targets", "add", "dupilumab", "--name", "Dupilumab",
+                                     "--description", "IL-4 receptor alpha antibody",
+                                     "--kind", "protein", "--gene", "IL4R",
                                      "--ctgov-term", "dupilumab", "--drug", "Dupixent"])
     assert added.exit_code == 0, added.output
     alerts_poll()
@@ -134,9 +145,10 @@ def test_a_trial_whose_status_changed_upstream_shows_an_update_event(
 
     lines = alerts_poll()
 
-    assert "ctgov   dupilumab    0 new, 1 updated  (2 requests)" in lines
-    # HER2 exon 20's rule rejected the study: a change of it is no news there.
-    assert "ctgov   her2-exon20  0 new, 0 updated  (3 requests)" in lines
+    # One search for both targets; the change is news for the target linked to the study
+    # only (HER2 exon 20's rule rejected it).
+    assert "ctgov   *            0 new, 1 updated  (2 requests)" in lines
+    assert not [line for line in lines if line.startswith("ctgov   dupilumab")]
     [trial] = [i for i in all_items(settings_at_fake, "dupilumab")
                if i["external_id"] == "NCT02210780"]
     assert "Dupixent" in trial["matched_terms"]
@@ -157,18 +169,20 @@ def test_an_upstream_outage_fails_that_source_only_and_nothing_is_lost(
 
     lines = alerts_poll()
 
-    assert lines[0].startswith(f"pubmed  {SLUG}  failed: pubmed efetch: HTTP 503")
+    assert lines[0].startswith("pubmed  *            failed: pubmed efetch: HTTP 503")
+    assert lines[3].startswith(f"pubmed  {SLUG}  failed: pubmed efetch: HTTP 503")
     decisions = stored_decisions(settings_at_fake)
     assert {source for source, _id in decisions} == {"ctgov"}  # no PubMed item stored
     assert lines[1] == (
-        f"ctgov   {SLUG}  {matched(decisions, 'ctgov')} new, 0 updated  (3 requests)")
+        f"ctgov   *            {matched(decisions, 'ctgov')} new, 0 updated  (2 requests)")
 
     fake.clear_failures()
-    line = alerts_poll()[0]
+    lines = alerts_poll()
     decisions = stored_decisions(settings_at_fake)
     assert {pmid for source, pmid in decisions if source == "pubmed"} == set(fake.pmids)
-    assert line == (
-        f"pubmed  {SLUG}  {matched(decisions, 'pubmed')} new, 0 updated  (2 requests)")
+    assert lines[0] == (
+        f"pubmed  *            {matched(decisions, 'pubmed')} new, 0 updated  (2 requests)")
+    assert lines[3] == f"pubmed  {SLUG}  0 new, 0 updated  (2 requests)"  # its first history
 
 
 def rss(*titles: str) -> bytes:
@@ -196,13 +210,16 @@ def test_a_feed_keeps_the_matching_entries_then_costs_one_304_then_goes(
     added = CliRunner().invoke(cli, ["feeds", "add", url, "--target", SLUG])
     assert added.exit_code == 0, added.output
 
+    # A target's own feed: the catalogue has none; the target's is polled every time.
     assert CliRunner().invoke(cli, ["poll", "--source", "rss"]).stdout == (
+        "rss  *            skipped: no feeds for this target\n"
         f"rss  {SLUG}  3 new, 0 updated  (1 request)\n")
     news = [i for i in all_items(settings_at_fake) if i["kind"] == "news"]
     assert sorted(i["url"] for i in news) == [f"https://news.example/{n}" for n in range(3)]
 
     # Unchanged: If-None-Match answered 304, nothing parsed, nothing new.
     assert CliRunner().invoke(cli, ["poll", "--source", "rss"]).stdout == (
+        "rss  *            skipped: no feeds for this target\n"
         f"rss  {SLUG}  0 new, 0 updated  (1 request)\n")
     first, second = fake.requests_to("/feeds/oncology.xml")
     assert second.headers["If-None-Match"] == fake.feeds["oncology"].etag
@@ -211,5 +228,6 @@ def test_a_feed_keeps_the_matching_entries_then_costs_one_304_then_goes(
     fake.fail("/feeds/oncology.xml", 410)
     CliRunner().invoke(cli, ["poll", "--source", "rss"])
     assert CliRunner().invoke(cli, ["poll", "--source", "rss"]).stdout == (
+        "rss  *            skipped: no feeds for this target\n"
         f"rss  {SLUG}  skipped: no feeds for this target\n")
     assert len(all_items(settings_at_fake)) == 3  # what the feed brought stays

@@ -65,6 +65,7 @@ from alerts.mail.base import POLICY, envelope_sender
 from alerts.progress.timeline import KINDS
 from alerts.subscriptions.tokens import feedback_url, manage_url, unsubscribe_url
 from alerts.templating import environment
+from db.statuses import AlertStatus
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def build_views(data: repo.DigestData, settings: Settings) -> tuple[list[DigestV
     unsubscribed since planning)."""
     alerts_of: dict[int, list[repo.DigestAlertRow]] = defaultdict(list)
     for row in data.alerts:
-        if row.alert_status != "unsubscribed":
+        if row.alert_status != AlertStatus.unsubscribed:
             alerts_of[row.digest_id].append(row)
     counts: dict[tuple[int, int], dict[Section, int]] = defaultdict(lambda: defaultdict(int))
     hidden: dict[tuple[int, int], int] = defaultdict(int)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from alerts.digests.compose import Section, section_of
+from db import leases
 from db.models import (
     Alert,
     Digest,
@@ -33,6 +34,7 @@ from db.models import (
     Subscriber,
     Target,
 )
+from db.statuses import AddressStatus, AlertStatus, DigestStatus
 
 T = TypeVar("T")
 
@@ -40,8 +42,10 @@ T = TypeVar("T")
 #: PostgreSQL's 65,535 bound parameters.
 CHUNK = 900
 
-PENDING, SENT, FAILED, EMPTY, CANCELLED = "pending", "sent", "failed", "empty", "cancelled"
-STATUSES = (PENDING, SENT, FAILED, EMPTY, CANCELLED)
+PENDING, SENT, FAILED, EMPTY, CANCELLED = (
+    DigestStatus.pending, DigestStatus.sent, DigestStatus.failed, DigestStatus.empty,
+    DigestStatus.cancelled,
+)
 
 digests_t = cast(Table, Digest.__table__)
 digest_alerts_t = cast(Table, DigestAlert.__table__)
@@ -87,14 +91,15 @@ def next_subscriber_ids(
     chunk costs the same at the start and at the end of the table."""
     active = select(Alert.id).where(
         Alert.subscriber_id == Subscriber.id,
-        Alert.status == "active",
+        Alert.status == AlertStatus.active,
         Alert.activated_at.is_not(None),
     )
     if frequency is not None:
         active = active.where(Alert.frequency == frequency)
     statement = (
         select(Subscriber.id)
-        .where(Subscriber.id > after, Subscriber.mail_status != "bounced", active.exists())
+        .where(Subscriber.id > after, Subscriber.mail_status != AddressStatus.bounced,
+               active.exists())
         .order_by(Subscriber.id)
         .limit(limit)
     )
@@ -122,7 +127,7 @@ def active_alerts(
     return [
         DueAlert(*row[:11])
         for row in cast(list[Any], session.execute(statement).all())
-        if row[11] == "active" and row[10] is not None
+        if row[11] == AlertStatus.active and row[10] is not None
         and (frequency is None or row[4] == frequency)
     ]
 
@@ -298,11 +303,11 @@ def insert_rows(session: Session, table: Any, rows: Sequence[Mapping[str, Any]])
 def cancel_for_bounced(session: Session, *, reason: str) -> int:
     """Pending digests of addresses that bounced are not sent (nothing more goes to a
     bounced address)."""
-    bounced = select(Subscriber.id).where(Subscriber.mail_status == "bounced")
+    bounced = select(Subscriber.id).where(Subscriber.mail_status == AddressStatus.bounced)
     result = session.execute(
         update(digests_t)
         .where(digests_t.c.status == PENDING, digests_t.c.subscriber_id.in_(bounced))
-        .values(status=CANCELLED, last_error=reason, lease_owner=None, lease_expires_at=None)
+        .values(status=CANCELLED, last_error=reason, **leases.freed())
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -323,7 +328,7 @@ def claim(
     mid-batch). The UPDATE re-checks that under the row lock, so two senders never both
     hold one; on PostgreSQL, SKIP LOCKED lets them take different rows without waiting.
     SQLite writers are serialised by BEGIN IMMEDIATE."""
-    free = or_(digests_t.c.lease_expires_at.is_(None), digests_t.c.lease_expires_at < now)
+    free = leases.is_free(digests_t, now)
     pick = (
         select(digests_t.c.id)
         .where(digests_t.c.status == PENDING, digests_t.c.id > after_id, free)
@@ -337,7 +342,7 @@ def claim(
     statement = (
         update(digests_t)
         .where(digests_t.c.id.in_(pick.scalar_subquery()), digests_t.c.status == PENDING, free)
-        .values(lease_owner=owner, lease_expires_at=lease_until)
+        .values(**leases.taken(owner, until=lease_until))
         .returning(digests_t.c.id)
     )
     return sorted(session.scalars(statement))
@@ -347,7 +352,7 @@ def _owned(digest_id: int, owner: str) -> Any:
     return and_(
         digests_t.c.id == digest_id,
         digests_t.c.status == PENDING,
-        digests_t.c.lease_owner == owner,
+        leases.is_held_by(digests_t, owner),
     )
 
 
@@ -364,9 +369,8 @@ _MARK_SENT = (
         sent_at=bindparam("b_at", type_=digests_t.c.sent_at.type),
         subject=bindparam("b_subject"),
         attempts=digests_t.c.attempts + 1,
-        lease_owner=None,
-        lease_expires_at=None,
         last_error=None,
+        **leases.freed(),
     )
 )
 
@@ -401,8 +405,7 @@ def mark_retry(
     session.execute(
         update(digests_t)
         .where(_owned(digest_id, owner))
-        .values(status=status, attempts=attempts + 1, last_error=error,
-                lease_owner=None, lease_expires_at=None)
+        .values(status=status, attempts=attempts + 1, last_error=error, **leases.freed())
     )
     return status
 
@@ -417,7 +420,7 @@ def mark_failed(
     count_attempt: bool = True,
 ) -> None:
     values: dict[str, Any] = {
-        "status": status, "last_error": error, "lease_owner": None, "lease_expires_at": None,
+        "status": status, "last_error": error, **leases.freed(),
     }
     if count_attempt:
         values["attempts"] = digests_t.c.attempts + 1
@@ -428,7 +431,7 @@ def bounce_subscriber(session: Session, subscriber_id: int, *, error: str, at: d
     session.execute(
         update(Subscriber)
         .where(Subscriber.id == subscriber_id)
-        .values(mail_status="bounced", mail_error=error, mail_error_at=at)
+        .values(mail_status=AddressStatus.bounced, mail_error=error, mail_error_at=at)
     )
 
 
@@ -436,12 +439,8 @@ def release(session: Session, digest_ids: Iterable[int], *, owner: str) -> None:
     """Give back leases of digests this sender claimed but did not finish."""
     ids = sorted(digest_ids)
     for chunk in chunked(ids):
-        session.execute(
-            update(digests_t)
-            .where(digests_t.c.id.in_(chunk), digests_t.c.lease_owner == owner,
-                   digests_t.c.status == PENDING)
-            .values(lease_owner=None, lease_expires_at=None)
-        )
+        leases.free(session, digests_t, digests_t.c.id.in_(chunk),
+                    digests_t.c.status == PENDING, owner=owner)
 
 
 def count_pending(session: Session, frequency: str | None) -> int:
@@ -668,17 +667,33 @@ def load_digest_data(session: Session, digest_ids: Sequence[int]) -> DigestData:
         session, {int(e) for event_ids in set(shown.values()) for e in event_ids.split(",")}
     )
     target_ids = sorted({row.target_id for row in alerts})
-    sources = [
-        SourceRow(target_id, source, last_success, failures or 0, last_error, warnings or [])
-        for target_id, source, last_success, failures, last_error, warnings in session.execute(
-            select(SourceState.target_id, SourceState.source, SourceState.last_success_at,
-                   SourceState.consecutive_failures, SourceState.last_error,
-                   SourceState.warnings)
-            .where(SourceState.target_id.in_(target_ids))
-            .order_by(SourceState.target_id, SourceState.source)
-        )
-    ] if target_ids else []
-    return DigestData(heads, alerts, counts, shown, events, sources)
+    return DigestData(heads, alerts, counts, shown, events,
+                      _source_rows(session, target_ids) if target_ids else [])
+
+
+def _source_rows(session: Session, target_ids: Sequence[int]) -> list[SourceRow]:
+    """The health of each source for each target: the source's catalogue-wide poll (the
+    state without a target) where there is one, since it serves every target, else the
+    target's own poll."""
+    rows = session.execute(
+        select(SourceState.target_id, SourceState.source, SourceState.last_success_at,
+               SourceState.consecutive_failures, SourceState.last_error, SourceState.warnings)
+        .where(or_(SourceState.target_id.in_(target_ids), SourceState.target_id.is_(None)))
+        .order_by(SourceState.target_id, SourceState.source)
+    ).all()
+    catalogue = {row.source: row for row in rows if row.target_id is None}
+    found = []
+    for target_id, source, last_success, failures, last_error, warnings in rows:
+        if target_id is None or source in catalogue:
+            continue
+        found.append(SourceRow(target_id, source, last_success, failures or 0, last_error,
+                               warnings or []))
+    for target_id in target_ids:
+        for row in catalogue.values():
+            found.append(SourceRow(target_id, row.source, row.last_success_at,
+                                   row.consecutive_failures or 0, row.last_error,
+                                   row.warnings or []))
+    return sorted(found, key=lambda row: (row.target_id, row.source))
 
 
 # --- the admin's view -----------------------------------------------------------------

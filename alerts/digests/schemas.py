@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel
 
 from alerts.items.schemas import ChangeOut
-
-
-class DigestStatus(StrEnum):
-    pending = "pending"  # planned, not accepted by the SMTP server yet
-    sent = "sent"
-    failed = "failed"  # refused for good (or given up after many temporary refusals)
-    empty = "empty"  # nothing new and no send_when_empty: recorded, not sent
-    cancelled = "cancelled"  # the address bounced or every alert ended before sending
+from db.statuses import DigestStatus
 
 
 class PreviewItem(BaseModel):

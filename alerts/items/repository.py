@@ -22,6 +22,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    func,
     insert,
     select,
     tuple_,
@@ -31,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db.base import Base
-from db.models import Item, ItemEvent, ItemRejection, ItemTarget, Target
+from db.models import Item, ItemEvent, ItemRejection, ItemTarget, Target, UnmatchedItem
 from db.types import UTCDateTime
 
 #: Rows per multi-row statement: ~10 columns each keeps a statement far below SQLite's
@@ -264,15 +265,29 @@ def target_items_query(
     first, then by item id, each trial followed by its events for the target, oldest
     first (one row per event; one row with no event columns for an item without).
     `after` is the sort key of the last item of the previous page."""
-    params: dict[str, Any] = {"slug": slug, "limit": limit}
+    params = target_items_params(slug, since=since, kind=kind, after=after)
+    params["limit"] = limit
+    statement = _target_items_statement(since is not None, kind is not None, after is not None)
+    return statement, params
+
+
+def target_items_params(
+    slug: str,
+    *,
+    since: datetime | None,
+    kind: str | None,
+    after: tuple[datetime, int] | None,
+) -> dict[str, Any]:
+    """The bound parameters of the page statements for the filters in use (the same
+    names in `target_items_query` and the PostgreSQL statements below)."""
+    params: dict[str, Any] = {"slug": slug}
     if since is not None:
         params["since"] = since
     if kind is not None:
         params["kind"] = kind
     if after is not None:
         params["after_at"], params["after_id"] = after
-    statement = _target_items_statement(since is not None, kind is not None, after is not None)
-    return statement, params
+    return params
 
 
 @functools.cache
@@ -366,3 +381,243 @@ def target_items_page(
     statement, params = target_items_query(slug, since=since, kind=kind, after=after,
                                            limit=limit)
     return session.connection().execute(statement, params).all()
+
+
+def _utc_text(column: str) -> str:
+    """SQL for the timestamptz `column` as the JSON text pydantic writes for a UTC
+    datetime: `2024-01-01T08:00:00Z`, with `.ffffff` only when there are microseconds."""
+    local = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE "
+        f"WHEN date_part('microseconds', {column})::bigint %% 1000000 = 0 THEN 'Z' "
+        f"ELSE to_char({local}, '.US\"Z\"') END"
+    )
+
+
+def _page_cte(since: bool, kind: bool, after: bool, limit: int, *, content: bool) -> str:
+    """The `target` and `page` CTEs of the PostgreSQL page statements: the same rows,
+    order and keyset as `_target_items_statement` (read on
+    ix_item_targets_target_created_item), `limit` + 1 of them numbered by `n`, with the
+    row versions (`xmin`) the fingerprint is made of, and with `content` the columns
+    the page shows."""
+    filters = ["it.target_id = (SELECT id FROM target)"]
+    if since:
+        filters.append("it.created_at >= %(since)s")
+    if kind:
+        filters.append("i.kind = %(kind)s")
+    if after:
+        filters.append("(it.created_at, it.item_id) < (%(after_at)s, %(after_id)s)")
+    return (
+        "WITH target AS (SELECT id FROM targets WHERE slug = %(slug)s), "
+        "page AS ("
+        "SELECT it.id AS link_id, it.xmin AS link_version, i.xmin AS item_version, "
+        "it.target_id, it.created_at AS linked_at, it.item_id AS id, i.kind, "
+        + (
+            "it.matched_terms, it.evidence, it.evidence_field, it.highlights, i.source, "
+            "i.external_id, i.title, i.url, i.summary, i.published_at, i.data, "
+            if content else ""
+        )
+        + "row_number() OVER (ORDER BY it.created_at DESC, it.item_id DESC) AS n "
+        "FROM item_targets AS it JOIN items AS i ON i.id = it.item_id "
+        f"WHERE {' AND '.join(filters)} "
+        f"ORDER BY it.created_at DESC, it.item_id DESC LIMIT {int(limit) + 1}) "
+    )
+
+
+#: Which row versions make the page: for each of its `limit` + 1 links, the link's and
+#: the item's id and version, and for trials the id and version of each of its events
+#: for the target. Any write that can change the page's JSON (a link stored, moved or
+#: removed; an item or an event stored, updated or deleted; the target replaced)
+#: changes this list: an UPDATE writes a new row version with the writing
+#: transaction's id as `xmin`.
+_FINGERPRINT = (
+    "coalesce(md5(string_agg(concat_ws(' ', page.target_id, page.link_id, "
+    "page.link_version, page.id, page.item_version, CASE WHEN page.kind = 'trial' THEN "
+    "(SELECT string_agg(e.id || ' ' || e.xmin, ' ' ORDER BY e.id) FROM item_events AS e "
+    "WHERE e.item_id = page.id AND e.target_id = page.target_id) END), "
+    "',' ORDER BY page.n)), '') AS fingerprint"
+)
+
+
+@functools.cache
+def target_items_fingerprint_sql(since: bool, kind: bool, after: bool, limit: int) -> str:
+    """PostgreSQL only: the fingerprint `target_items_json_sql` returns next to the page,
+    without the page (about a quarter of its cost): one row of `target_id` (NULL for an
+    unknown slug) and `fingerprint`. Equal fingerprints mean an equal page: a page
+    kept with its fingerprint can be answered again while the two match."""
+    return (
+        _page_cte(since, kind, after, limit, content=False)
+        + f"SELECT (SELECT id FROM target) AS target_id, {_FINGERPRINT} FROM page"
+    )
+
+
+@functools.cache
+def target_items_json_sql(since: bool, kind: bool, after: bool, limit: int) -> str:
+    """PostgreSQL only: one page of `target_items_query` written as JSON by the server.
+
+    The same rows and order as `_target_items_statement` (each trial's events read by
+    ix_item_events_item_id), but PostgreSQL writes the page's `data` array itself, in
+    the shape and datetime format of `ItemPage` (`schemas.ItemOut`), so the process only
+    passes bytes on: no row, column or value reaches Python. One row comes back:
+
+    - `target_id`: the target's id, NULL when the slug is unknown (404);
+    - `data`: the JSON array of at most `limit` items;
+    - `last_at`, `last_id`: the sort key of item number `limit` when a further item
+      exists (the next cursor), else NULL;
+    - `fingerprint`: see `target_items_fingerprint_sql` (same statement, same snapshot
+      as the page).
+
+    Parameters (psycopg's named style): slug, and since / kind / after_at, after_id for
+    the filters in use. `limit` is written into the SQL, as in the generic statement,
+    so a prepared statement's plan knows it reads a few rows."""
+    changes = (
+        "coalesce((SELECT json_agg(json_build_object("
+        "'field', c.value -> 'field', 'old', c.value -> 'old', 'new', c.value -> 'new') "
+        "ORDER BY c.ordinality) "
+        "FROM jsonb_array_elements(e.changes) WITH ORDINALITY AS c), '[]'::json)"
+    )
+    events = (
+        "coalesce((SELECT json_agg(json_build_object("
+        f"'kind', e.kind, 'at', {_utc_text('e.created_at')}, "
+        f"'changes', CASE WHEN e.kind = 'updated' THEN {changes} END) "
+        "ORDER BY e.created_at, e.id) "
+        "FROM item_events AS e "
+        "WHERE e.item_id = page.id AND e.target_id = page.target_id), '[]'::json)"
+    )
+    item = (
+        "json_build_object("
+        "'source', page.source, 'external_id', page.external_id, 'kind', page.kind, "
+        "'title', page.title, 'url', page.url, 'summary', page.summary, "
+        f"'published_at', {_utc_text('page.published_at')}, "
+        f"'first_seen_at', {_utc_text('page.linked_at')}, "
+        "'matched_terms', page.matched_terms, 'evidence', page.evidence, "
+        "'evidence_field', page.evidence_field, 'highlights', page.highlights, "
+        "'data', page.data, "
+        f"'events', CASE WHEN page.kind = 'trial' THEN {events} END)"
+    )
+    further = f"EXISTS (SELECT 1 FROM page AS further WHERE further.n = {int(limit) + 1})"
+    return (
+        _page_cte(since, kind, after, limit, content=True)
+        + "SELECT (SELECT id FROM target) AS target_id, "
+        f"coalesce(json_agg({item} ORDER BY page.n) FILTER (WHERE page.n <= {int(limit)}), "
+        "'[]'::json)::text AS data, "
+        f"max(page.linked_at) FILTER (WHERE page.n = {int(limit)} AND {further}) AS last_at, "
+        f"max(page.id) FILTER (WHERE page.n = {int(limit)} AND {further}) AS last_id, "
+        f"{_FINGERPRINT} FROM page"
+    )
+
+
+# -- the catalogue-wide poll: links of many targets, and the window of unmatched records --
+
+
+def link_pairs(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[tuple[int, int]]:
+    """`link_items` for rows of many targets: the (item id, target id) pairs newly linked
+    (a pair another transaction linked first is not among them)."""
+    ordered = sorted(rows, key=lambda row: (row["item_id"], row["target_id"]))
+    link_ids = insert_ignoring_conflicts(
+        session, ItemTarget, ordered, ("item_id", "target_id"), returning=ItemTarget.id
+    )
+    pairs: set[tuple[int, int]] = set()
+    for chunk in chunked(sorted(link_ids)):
+        rows_found = session.execute(
+            select(ItemTarget.item_id, ItemTarget.target_id).where(ItemTarget.id.in_(chunk))
+        )
+        pairs.update((item_id, target_id) for item_id, target_id in rows_found)
+    return pairs
+
+
+def decided_pairs(session: Session, item_ids: Sequence[int]) -> dict[tuple[int, int], bool]:
+    """(item id, target id) -> matched, of every decision on these items."""
+    found: dict[tuple[int, int], bool] = {}
+    for chunk in chunked(sorted(set(item_ids))):
+        for table, matched in ((ItemRejection, False), (ItemTarget, True)):
+            rows = session.execute(
+                select(table.item_id, table.target_id).where(table.item_id.in_(chunk))
+            )
+            found.update({(item_id, target_id): matched for item_id, target_id in rows})
+    return found
+
+
+def unreject_pairs(session: Session, pairs: Sequence[tuple[int, int]]) -> None:
+    """Delete the rejections of these (item id, target id) pairs."""
+    by_target: dict[int, list[int]] = {}
+    for item_id, target_id in pairs:
+        by_target.setdefault(target_id, []).append(item_id)
+    for target_id, ids in sorted(by_target.items()):
+        unreject(session, target_id, ids)
+
+
+def stored_or_kept(session: Session, source: str, external_ids: Sequence[str]) -> set[str]:
+    """Which of `external_ids` are stored as items or kept in the unmatched window."""
+    found: set[str] = set()
+    for chunk in chunked(list(dict.fromkeys(external_ids))):
+        for model in (Item, UnmatchedItem):
+            found.update(session.scalars(
+                select(model.external_id).where(
+                    model.source == source, model.external_id.in_(chunk)
+                )
+            ))
+    return found
+
+
+def keep_unmatched(session: Session, source: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Put records (external_id, payload, seen_at) into the unmatched window, replacing
+    an older copy of the same record."""
+    ordered = sorted(rows, key=lambda row: row["external_id"])
+    for chunk in chunked(ordered):
+        session.execute(
+            delete(UnmatchedItem)
+            .where(UnmatchedItem.source == source,
+                   UnmatchedItem.external_id.in_([row["external_id"] for row in chunk]))
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(insert(UnmatchedItem), [{"source": source, **row} for row in chunk])
+
+
+def forget_unmatched(session: Session, source: str, external_ids: Sequence[str]) -> None:
+    """Take records out of the unmatched window (they are items now)."""
+    for chunk in chunked(sorted(external_ids)):
+        session.execute(
+            delete(UnmatchedItem)
+            .where(UnmatchedItem.source == source, UnmatchedItem.external_id.in_(chunk))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def prune_unmatched(session: Session, *, before: datetime) -> int:
+    """Delete the unmatched records last seen before `before`; how many."""
+    result = session.execute(
+        delete(UnmatchedItem).where(UnmatchedItem.seen_at < before)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def unmatched_page(session: Session, *, after_id: int, limit: int) -> list[UnmatchedItem]:
+    """The unmatched window by id after `after_id`."""
+    return list(session.scalars(
+        select(UnmatchedItem).where(UnmatchedItem.id > after_id)
+        .order_by(UnmatchedItem.id).limit(limit)
+    ))
+
+
+def window_start(session: Session) -> datetime | None:
+    """When the unmatched window starts: its oldest record (None when it is empty)."""
+    return session.scalar(select(func.min(UnmatchedItem.seen_at)))
+
+
+def undecided_page(
+    session: Session, target_id: int, *, since: datetime, after_id: int, limit: int
+) -> list[Item]:
+    """Stored items first seen at or after `since` that the target has no decision on,
+    by id after `after_id`."""
+    decided = [
+        select(table.item_id).where(table.target_id == target_id, table.item_id == Item.id)
+        for table in (ItemTarget, ItemRejection)
+    ]
+    return list(session.scalars(
+        select(Item)
+        .where(Item.first_seen_at >= since, Item.id > after_id,
+               ~decided[0].exists(), ~decided[1].exists())
+        .order_by(Item.id).limit(limit)
+    ))

@@ -19,9 +19,22 @@ copy is updated, and every target it is LINKED to (matched) gets an `updated` ev
 the old and new values. The stored copy is re-read inside the transaction (and locked on
 PostgreSQL), so two processes storing the same change make one event, not two.
 
+`ingest_catalogue` stores what a catalogue-wide poll fetched, each item already decided
+against every target in one pass (alerts.polling.sweep): an item some target matched is
+stored and linked to those targets with their evidence and `new` events, as above; an
+item no target matched is not stored as an item but kept in the unmatched window
+(`unmatched_items`, pruned after ALERTS_UNMATCHED_RETENTION_DAYS), so storage grows with
+what matched. No rejection is written per target (that would grow with the catalogue):
+a target without a decision on an item simply never matched it.
+
 `rematch` applies a target's current rule to the stored items decided for it, both ways,
 without refetching and without events: an old item newly matched is linked where it
 stands in the target's history (its first-seen time), so no digest takes it for news.
+It also back-fills the target from the kept window: the records of the unmatched window
+and the stored items first seen since the window's start that the target never decided.
+Those it matches are linked, also without events: they are as old as the window, and
+the rule for old items holds (a digest announces what is new since the last one, and
+a new target's subscribers find the back-filled items on its page and in the API).
 """
 
 from __future__ import annotations
@@ -39,12 +52,12 @@ from alerts.errors import Unprocessable
 from alerts.items import repository
 from alerts.items.match_fields import match_input
 from alerts.items.schemas import ItemPage, StoredJSON, parsed
-from alerts.matching import Match, compile_rule
+from alerts.matching import Match, TargetRule, compile_rule
 from alerts.pagination import decode_cursor, encode_cursor, parse_moment
 from alerts.sources.base import FetchedItem, ItemKind, SourceName
 from alerts.sources.trial_fields import TRACKED_FIELD_LABELS
 from alerts.targets.service import get_target_by_slug
-from db.models import Item
+from db.models import Item, UnmatchedItem
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -87,6 +100,7 @@ def ingest(
         [_item_row(kept[external_id][0], now) for external_id in ordered],
         ("source", "external_id"),
     )
+    repository.forget_unmatched(session, source, ordered)  # an item now, not in the window
     ids = repository.item_ids(session, source, ordered)
     updates = _trial_updates(session, source, {eid: item for eid, (item, _m) in kept.items()},
                              now)
@@ -110,13 +124,26 @@ def ingest(
     newly_linked = repository.link_items(session, links)
     repository.reject_items(session, rejections)
 
+    _add_events(session, {(item_id, target_id) for item_id in newly_linked}, updates, now)
+    rejected = sum(1 for _item, decision in kept.values() if not decision.matched)
+    return IngestCounts(new=len(newly_linked), updated=len(updates), rejected=rejected)
+
+
+def _add_events(
+    session: Session,
+    newly_linked: set[tuple[int, int]],
+    updates: Mapping[int, list[dict[str, Any]]],
+    now: datetime,
+) -> None:
+    """A `new` event per newly linked (item, target) pair, and an `updated` event for
+    every target linked to a trial whose tracked fields changed. Flushes."""
     events: list[dict[str, Any]] = [
         {"item_id": item_id, "target_id": target_id, "kind": "new", "changes": [],
          "created_at": now}
-        for item_id in sorted(newly_linked)
+        for item_id, target_id in sorted(newly_linked)
     ]
     for item_id, linked_target in repository.linked_targets(session, sorted(updates)):
-        if linked_target == target_id and item_id in newly_linked:
+        if (item_id, linked_target) in newly_linked:
             continue  # new for this target: its `new` event already says everything
         events.append(
             {"item_id": item_id, "target_id": linked_target, "kind": "updated",
@@ -124,8 +151,60 @@ def ingest(
         )
     repository.add_events(session, events)
     session.flush()
-    rejected = sum(1 for _item, decision in kept.values() if not decision.matched)
-    return IngestCounts(new=len(newly_linked), updated=len(updates), rejected=rejected)
+
+
+@dataclass(frozen=True)
+class CatalogueCounts:
+    new: int  # (item, target) pairs newly linked (one `new` event each)
+    updated: int  # known trials whose tracked fields changed
+    unmatched: int  # records no target matched, kept in the unmatched window
+
+
+def ingest_catalogue(
+    session: Session,
+    *,
+    source: SourceName,
+    decided: Iterable[tuple[FetchedItem, Mapping[int, Match]]],
+    now: datetime,
+) -> CatalogueCounts:
+    """Store a catalogue-wide poll's items, each with its matches (target id -> Match,
+    the targets whose rules matched it; see the module docstring). Flushes only."""
+    kept: dict[str, tuple[FetchedItem, Mapping[int, Match]]] = {}
+    for item, matches in decided:
+        kept.setdefault(item.external_id, (item, matches))
+    if not kept:
+        return CatalogueCounts(new=0, updated=0, unmatched=0)
+    ordered = sorted(kept)  # external-id order, as every writer (see `ingest`)
+    stored = repository.item_ids(session, source, ordered)
+    # A record some target matches, or one stored before (its trial updates must reach
+    # the targets linked to it), is an item; the rest go to the unmatched window.
+    as_items = [eid for eid in ordered if kept[eid][1] or eid in stored]
+    unmatched = [eid for eid in ordered if not kept[eid][1] and eid not in stored]
+    repository.insert_ignoring_conflicts(
+        session, Item, [_item_row(kept[eid][0], now) for eid in as_items if eid not in stored],
+        ("source", "external_id"),
+    )
+    repository.forget_unmatched(session, source, [eid for eid in as_items if eid not in stored])
+    repository.keep_unmatched(session, source, [
+        {"external_id": eid, "payload": _payload(kept[eid][0]), "seen_at": now}
+        for eid in unmatched
+    ])
+    ids = repository.item_ids(session, source, as_items)
+    updates = _trial_updates(session, source, {eid: kept[eid][0] for eid in as_items}, now)
+
+    before = repository.decided_pairs(session, [ids[eid] for eid in as_items])
+    links = [
+        link_row(ids[eid], target_id, decision, first_seen=now, now=now)
+        for eid in as_items
+        for target_id, decision in sorted(kept[eid][1].items())
+        if not before.get((ids[eid], target_id), False)
+    ]
+    # As in `ingest`: a rejected pair that now matches changed upstream, and is announced.
+    repository.unreject_pairs(session, [(row["item_id"], row["target_id"]) for row in links
+                                        if (row["item_id"], row["target_id"]) in before])
+    newly_linked = repository.link_pairs(session, links)
+    _add_events(session, newly_linked, updates, now)
+    return CatalogueCounts(new=len(newly_linked), updated=len(updates), unmatched=len(unmatched))
 
 
 def link_row(
@@ -156,6 +235,8 @@ class RematchCounts:
     newly_matched: int  # rejected before, linked now (no event: not mailed as new)
     newly_rejected: int  # matched before, unlinked now (out of digests, API and pages)
     still_rejected: int
+    #: Of `newly_matched`: back-filled from the kept window (no event either).
+    backfilled: int = 0
 
     @property
     def changed(self) -> bool:
@@ -203,7 +284,111 @@ def rematch_target(
         repository.reject_items(session, rejections)
         repository.update_links(session, target_id, refreshed)
     session.flush()
-    return RematchCounts(kept, newly_matched, newly_rejected, still_rejected)
+    backfilled = _backfill_from_window(session, target_id, rule, now=now)
+    return RematchCounts(kept, newly_matched + backfilled, newly_rejected, still_rejected,
+                         backfilled)
+
+
+@dataclass(frozen=True)
+class _KeptRecord:
+    """An unmatched window's record as the rule reads it (see match_fields.Readable)."""
+
+    source: str
+    title: str
+    summary: str
+    data: Mapping[str, Any]
+
+
+def _backfill_from_window(
+    session: Session, target_id: int, rule: TargetRule, *, now: datetime
+) -> int:
+    """Link the target to what the kept window holds that its rule matches, without
+    events (see the module docstring); how many. The window starts at its oldest
+    unmatched record (the prune keeps ALERTS_UNMATCHED_RETENTION_DAYS); an empty window
+    back-fills nothing."""
+    since = repository.window_start(session)
+    if since is None:
+        return 0
+    linked = 0
+    after_id = 0
+    while items := repository.undecided_page(session, target_id, since=since,
+                                             after_id=after_id, limit=REMATCH_CHUNK):
+        after_id = items[-1].id
+        links = [
+            link_row(item.id, target_id, decision, first_seen=item.first_seen_at, now=now)
+            for item in items
+            if (decision := rule.match(match_input(item))).matched
+        ]
+        linked += len(repository.link_items(session, links))
+    after_id = 0
+    while records := repository.unmatched_page(session, after_id=after_id,
+                                                limit=REMATCH_CHUNK):
+        after_id = records[-1].id
+        matched = [
+            (record, decision)
+            for record in records
+            if (decision := rule.match(match_input(_kept_record(record)))).matched
+        ]
+        linked += _promote(session, target_id, matched, now=now)
+    session.flush()
+    return linked
+
+
+def _kept_record(record: UnmatchedItem) -> _KeptRecord:
+    payload = record.payload
+    return _KeptRecord(record.source, payload.get("title") or "", payload.get("summary") or "",
+                       payload.get("data") or {})
+
+
+def _promote(
+    session: Session, target_id: int, matched: Sequence[tuple[UnmatchedItem, Match]], *,
+    now: datetime,
+) -> int:
+    """Store window records the target matched as items first seen when the window saw
+    them, linked to the target; out of the window. How many were linked."""
+    by_source: dict[str, list[tuple[UnmatchedItem, Match]]] = {}
+    for record, decision in matched:
+        by_source.setdefault(record.source, []).append((record, decision))
+    linked = 0
+    for source, pairs in sorted(by_source.items()):
+        repository.insert_ignoring_conflicts(
+            session, Item, [_stored_row(record) for record, _d in pairs],
+            ("source", "external_id"),
+        )
+        ids = repository.item_ids(session, source, [record.external_id for record, _d in pairs])
+        links = [
+            link_row(ids[record.external_id], target_id, decision, first_seen=record.seen_at,
+                     now=now)
+            for record, decision in pairs
+        ]
+        linked += len(repository.link_items(session, links))
+        repository.forget_unmatched(session, source, [record.external_id for record, _d in pairs])
+    return linked
+
+
+def _payload(item: FetchedItem) -> dict[str, Any]:
+    """What the unmatched window keeps of a record: its `items` row but the first-seen
+    time (the window's `seen_at`), as JSON."""
+    row = _item_row(item, now=datetime.min)
+    del row["first_seen_at"], row["source"], row["external_id"]
+    return jsonable(row)
+
+
+def _stored_row(record: UnmatchedItem) -> dict[str, Any]:
+    """The `items` row of a window record (the inverse of `_payload`)."""
+    payload = record.payload
+    published = payload.get("published_at")
+    return {
+        "source": record.source,
+        "external_id": record.external_id,
+        "kind": payload["kind"],
+        "title": payload["title"],
+        "url": payload["url"],
+        "summary": payload.get("summary") or "",
+        "published_at": datetime.fromisoformat(published) if published else None,
+        "first_seen_at": record.seen_at,
+        "data": payload.get("data") or {},
+    }
 
 
 def _item_row(item: FetchedItem, now: datetime) -> dict[str, Any]:
@@ -318,6 +503,19 @@ def known_ids(
     target (matched or rejected). Only those may go unfetched: a record stored for another
     target still has to come back, so that this target's rule decides it too."""
     return repository.known_external_ids(session, str(source), target_id, external_ids)
+
+
+def stored_or_kept(
+    session: Session, source: SourceName, external_ids: Sequence[str]
+) -> set[str]:
+    """The catalogue-wide poll's KnownIds: which of these ids are stored as items or kept
+    in the unmatched window (both were decided against the whole catalogue)."""
+    return repository.stored_or_kept(session, str(source), external_ids)
+
+
+def prune_unmatched(session: Session, *, before: datetime) -> int:
+    """Forget the unmatched window's records last seen before `before`; how many."""
+    return repository.prune_unmatched(session, before=before)
 
 
 def parse_since(value: str) -> datetime:

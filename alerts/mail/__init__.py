@@ -1,1 +1,3 @@
-"""Outgoing mail: one small interface, an SMTP implementation and a local mailbox."""
+"""Outgoing mail: one small interface with an SMTP implementation and a local mailbox,
+the breaker for a relay that refuses everything, and the outbox, the whole service's
+queue of transactional mail (confirmations, API tokens) that is never lost."""

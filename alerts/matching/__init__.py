@@ -64,7 +64,6 @@ from typing import Any
 
 from alerts.matching.catalogue import CatalogueRule
 from alerts.matching.definition import DefinitionError, read_definition
-from alerts.matching.legacy import Matcher, matcher_for
 from alerts.matching.lexicon import Lexicon
 from alerts.matching.rule import Document, Rule, add_common_genes
 
@@ -73,11 +72,9 @@ __all__ = [
     "DefinitionError",
     "Match",
     "MatchInput",
-    "Matcher",
     "TargetRule",
     "compile_catalogue",
     "compile_rule",
-    "matcher_for",
 ]
 
 

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
 from alerts.ops.logging import log_event
+from alerts.polling.schemas import CATALOGUE
 from db.clock import utc_now
 from db.models import (
     Digest,
@@ -46,6 +47,7 @@ from db.models import (
     SourceState,
     Target,
 )
+from db.statuses import DigestStatus, MailStatus
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,6 @@ __all__ = ["DatabaseCollector", "Metrics", "serve_metrics"]
 
 #: Digest statuses always reported, even at zero, so dashboards and alert rules have a
 #: series to look at before the first digest of each kind exists.
-DIGEST_STATUSES = ("pending", "sent", "empty", "failed", "cancelled")
 
 #: SMTP is a round trip per message over a reused connection: milliseconds on a local
 #: relay, seconds on a slow or throttling one.
@@ -204,10 +205,11 @@ class DatabaseCollector(Collector):
         rows = session.execute(
             select(SourceState.source, Target.slug, SourceState.consecutive_failures,
                    SourceState.next_poll_at)
-            .join(Target, Target.id == SourceState.target_id)
-            .order_by(SourceState.source, Target.slug)
+            .outerjoin(Target, Target.id == SourceState.target_id)
+            .order_by(SourceState.source, SourceState.target_id.is_not(None), Target.slug)
         ).all()
-        for source, slug, failures_in_a_row, next_poll_at in rows:
+        for source, target_slug, failures_in_a_row, next_poll_at in rows:
+            slug = CATALOGUE if target_slug is None else target_slug
             consecutive.add_metric([source, slug], float(failures_in_a_row))
             failing.add_metric([source, slug], 1.0 if failures_in_a_row >= threshold else 0.0)
             if next_poll_at is not None:
@@ -225,14 +227,15 @@ class DatabaseCollector(Collector):
         )
         rows = session.execute(
             select(Target.slug, func.count(Feed.id))
-            .join(Feed, Feed.target_id == Target.id)
+            .select_from(Feed)
+            .outerjoin(Target, Feed.target_id == Target.id)
             .where(Feed.enabled.is_(True),
                    Feed.consecutive_failures >= self.settings.failure_alert_threshold)
             .group_by(Target.slug)
             .order_by(Target.slug)
         ).all()
-        for slug, count in rows:
-            family.add_metric([slug], float(count))
+        for slug, count in rows:  # no slug: the catalogue's own feeds
+            family.add_metric([CATALOGUE if slug is None else slug], float(count))
         return family
 
     def _items(self, session: Session) -> Metric:
@@ -251,7 +254,7 @@ class DatabaseCollector(Collector):
             "alerts_digests", "Digests by status (pending, sent, empty, failed, cancelled).",
             labels=["status"],
         )
-        counts = dict.fromkeys(DIGEST_STATUSES, 0)
+        counts = {status.value: 0 for status in DigestStatus}
         for status, count in session.execute(
             select(Digest.status, func.count()).group_by(Digest.status)
         ):
@@ -266,7 +269,7 @@ class DatabaseCollector(Collector):
             "Pending digests the SMTP relay did not take at least once (refused for now, "
             "unreachable, or refusing everything); each run retries them. Their "
             "last_error is in GET /api/v1/digests?status=pending.",
-            Digest, Digest.status == "pending", Digest.attempts > 0,
+            Digest, Digest.status == DigestStatus.pending, Digest.attempts > 0,
         )
 
     def _outbox_failed(self, session: Session) -> Metric:
@@ -274,14 +277,14 @@ class DatabaseCollector(Collector):
             session, "alerts_outbound_mails_failed",
             "Confirmation and token mails not sent for good: refused for the address, "
             "retried too often, or not deliverable through the relay (last_error says).",
-            OutboundMail, OutboundMail.status == "failed",
+            OutboundMail, OutboundMail.status == MailStatus.failed,
         )
 
     def _outbox(self, session: Session) -> Metric:
         return _count(
             session, "alerts_outbound_mails_pending",
             "Confirmation and token mails not yet accepted by the SMTP server.",
-            OutboundMail, OutboundMail.status == "pending",
+            OutboundMail, OutboundMail.status == MailStatus.pending,
         )
 
     def _heartbeats(self, session: Session, now: datetime) -> Metric:

@@ -12,12 +12,16 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, or_, select, text, update
+from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from alerts.items.repository import insert_ignoring_conflicts
+from alerts.polling import due
+from alerts.polling.due import is_due
 from alerts.sources.base import FeedOutcome, FeedStatus
 from alerts.sources.urls import without_credentials
+from db import leases
 from db.models import Feed, SourceState, Target
 
 GONE_REASON = "HTTP 410 Gone"
@@ -44,7 +48,42 @@ def ensure_states(session: Session, pairs: Sequence[tuple[str, int]]) -> dict[tu
             SourceState.target_id.in_({target_id for _s, target_id in wanted})
         )
     )
-    return {(s, t): state_id for s, t, state_id in rows if (s, t) in wanted}
+    return {(s, t): state_id for s, t, state_id in rows
+            if t is not None and (s, t) in wanted}
+
+
+def ensure_catalogue_states(session: Session, sources: Sequence[str]) -> dict[str, int]:
+    """Make sure each source has its catalogue-wide state row (the one without a target,
+    unique per source by a partial index); their ids by source. Two processes may do
+    this at once: the insert ignores rows that exist."""
+    if not sources:
+        return {}
+    dialect = session.get_bind().dialect.name
+    make_insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = make_insert(SourceState).on_conflict_do_nothing(
+        index_elements=["source"], index_where=SourceState.target_id.is_(None)
+    )
+    session.execute(statement, [
+        {"source": source, "target_id": None, "cursor": {}, "warnings": [],
+         "consecutive_failures": 0, "polls_total": 0, "failures_total": 0}
+        for source in sorted(set(sources))
+    ])
+    rows = session.execute(
+        select(SourceState.source, SourceState.id)
+        .where(SourceState.target_id.is_(None), SourceState.source.in_(set(sources)))
+    )
+    return {source: state_id for source, state_id in rows}
+
+
+def polled_targets(session: Session, source: str) -> set[int]:
+    """The targets polled successfully at least once for `source` on their own (their
+    first history is done)."""
+    return set(session.scalars(
+        select(SourceState.target_id).where(
+            SourceState.source == source, SourceState.target_id.is_not(None),
+            SourceState.last_success_at.is_not(None),
+        )
+    ))
 
 
 def claim(
@@ -53,31 +92,19 @@ def claim(
 ) -> bool:
     """Take the lease on a state in one atomic UPDATE; True iff this call got it. Works
     the same on SQLite and PostgreSQL: of two concurrent claims, one matches the row."""
-    statement = (
-        update(SourceState)
-        .where(
-            SourceState.id == state_id,
-            or_(SourceState.lease_expires_at.is_(None), SourceState.lease_expires_at < now),
-        )
-        .values(lease_owner=owner, lease_expires_at=now + lease, last_attempt_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    where = [SourceState.id == state_id]
     if due_only:
-        statement = statement.where(
-            or_(SourceState.next_poll_at.is_(None), SourceState.next_poll_at <= now)
-        )
-    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
+        where.append(is_due(now))
+    return leases.claim(
+        session, SourceState, *where, owner=owner, now=now, until=now + lease,
+        values={"last_attempt_at": now},
+    ) == 1
 
 
 def renew_lease(session: Session, state_id: int, owner: str, *, expires_at: datetime) -> bool:
     """Extend `owner`'s lease; False when it is no longer theirs."""
-    statement = (
-        update(SourceState)
-        .where(SourceState.id == state_id, SourceState.lease_owner == owner)
-        .values(lease_expires_at=expires_at)
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return leases.renew(session, SourceState, SourceState.id == state_id, owner=owner,
+                        until=expires_at) == 1
 
 
 def held_by_other(session: Session, state_id: int, *, now: datetime) -> bool:
@@ -86,21 +113,11 @@ def held_by_other(session: Session, state_id: int, *, now: datetime) -> bool:
     expires = session.scalar(
         select(SourceState.lease_expires_at).where(SourceState.id == state_id)
     )
-    return expires is not None and expires >= now
+    return leases.is_held(expires, now)
 
 
 def get_state(session: Session, state_id: int) -> SourceState:
     return session.get_one(SourceState, state_id)
-
-
-def _release_if_ours(owner: str) -> dict[str, Any]:
-    """Column values that end `owner`'s lease and leave anybody else's alone (a lease that
-    expired mid-poll may have been taken over)."""
-    ours = SourceState.lease_owner == owner
-    return {
-        "lease_owner": case((ours, None), else_=SourceState.lease_owner),
-        "lease_expires_at": case((ours, None), else_=SourceState.lease_expires_at),
-    }
 
 
 def record_success(
@@ -111,17 +128,18 @@ def record_success(
     now: datetime,
     cursor: dict[str, Any] | None,
     warnings: list[str],
-    next_poll_at: datetime,
-) -> None:
+    interval: timedelta,
+) -> datetime:
     """A poll stored its items: move the cursor (None keeps it), count, reschedule, and
-    release the lease, in the caller's (storing) transaction."""
+    release the lease, in the caller's (storing) transaction. Returns the next poll."""
+    next_poll_at = due.next_poll_at(now, interval=interval)
     values: dict[str, Any] = {
         "last_success_at": now,
         "consecutive_failures": 0,
         "polls_total": SourceState.polls_total + 1,
         "warnings": warnings,
         "next_poll_at": next_poll_at,
-        **_release_if_ours(owner),
+        **leases.freed_if_held_by(SourceState, owner),
     }
     if cursor is not None:
         values["cursor"] = cursor
@@ -129,6 +147,7 @@ def record_success(
         update(SourceState).where(SourceState.id == state_id).values(values)
         .execution_options(synchronize_session=False)
     )
+    return next_poll_at
 
 
 def record_failure(
@@ -139,22 +158,19 @@ def record_failure(
     now: datetime,
     error: str,
     interval: timedelta,
-    max_backoff: timedelta,
     retry_after: float | None,
 ) -> tuple[int, datetime]:
-    """A poll failed: keep the error, count it, back off exponentially (interval * 2^(n-1),
-    at most `max_backoff`, never before `retry_after`), release the lease. Returns
-    (consecutive failures, next poll)."""
+    """A poll failed: keep the error, count it, back off (alerts.polling.due), release
+    the lease. Returns (consecutive failures, next poll)."""
     failures = (
         session.scalar(
             select(SourceState.consecutive_failures).where(SourceState.id == state_id)
         )
         or 0
     ) + 1
-    delay = min(interval * 2 ** min(failures - 1, 30), max_backoff)
-    if retry_after is not None:
-        delay = max(delay, timedelta(seconds=retry_after))
-    next_poll_at = now + delay
+    next_poll_at = due.next_poll_at(
+        now, interval=interval, failures_in_a_row=failures, retry_after=retry_after
+    )
     session.execute(
         update(SourceState)
         .where(SourceState.id == state_id)
@@ -165,7 +181,7 @@ def record_failure(
             failures_total=SourceState.failures_total + 1,
             polls_total=SourceState.polls_total + 1,
             next_poll_at=next_poll_at,
-            **_release_if_ours(owner),
+            **leases.freed_if_held_by(SourceState, owner),
         )
         .execution_options(synchronize_session=False)
     )
@@ -173,18 +189,18 @@ def record_failure(
 
 
 def apply_feed_outcomes(
-    session: Session, target_id: int, outcomes: Sequence[FeedOutcome], now: datetime
+    session: Session, target_id: int | None, outcomes: Sequence[FeedOutcome], now: datetime
 ) -> None:
     """Store what each feed fetch learned: validators, title, health; a permanent redirect
     moves the URL (or, when the target already has that URL, disables the old entry); 410
-    disables the feed."""
+    disables the feed. `target_id` None: the catalogue's own feeds."""
     if not outcomes:
         return
     feeds = {
         feed.id: feed
         for feed in session.scalars(
             select(Feed).where(
-                Feed.target_id == target_id, Feed.id.in_([o.feed_id for o in outcomes])
+                _of_target(target_id), Feed.id.in_([o.feed_id for o in outcomes])
             )
         )
     }
@@ -217,7 +233,7 @@ def apply_feed_outcomes(
 def _move_feed(session: Session, feed: Feed, new_url: str) -> None:
     taken = session.scalar(
         select(Feed.id).where(
-            Feed.target_id == feed.target_id, Feed.url == new_url, Feed.id != feed.id
+            _of_target(feed.target_id), Feed.url == new_url, Feed.id != feed.id
         )
     )
     if taken is not None:
@@ -229,12 +245,18 @@ def _move_feed(session: Session, feed: Feed, new_url: str) -> None:
         session.flush()  # the next feed's clash check must see this URL taken
 
 
-def statuses(session: Session) -> list[tuple[SourceState, str]]:
-    """Every source state with its target's slug, by source then slug."""
+def _of_target(target_id: int | None) -> Any:
+    """Feeds of the target, or of the whole catalogue when `target_id` is None."""
+    return Feed.target_id.is_(None) if target_id is None else Feed.target_id == target_id
+
+
+def statuses(session: Session) -> list[tuple[SourceState, str | None]]:
+    """Every source state with its target's slug (None: the catalogue-wide state), by
+    source, the catalogue-wide state first, then slug."""
     rows = session.execute(
         select(SourceState, Target.slug)
-        .join(Target, Target.id == SourceState.target_id)
-        .order_by(SourceState.source, Target.slug)
+        .outerjoin(Target, Target.id == SourceState.target_id)
+        .order_by(SourceState.source, SourceState.target_id.is_not(None), Target.slug)
     )
     return [(state, slug) for state, slug in rows]
 

@@ -15,6 +15,8 @@ HELD = "held by another poller"
 UNCHANGED = "upstream data unchanged"
 NOT_CONFIGURED = "no query for this source"
 NO_FEEDS = "no feeds for this target"
+#: The `target` of a report or status of a catalogue-wide poll (no slug looks like it).
+CATALOGUE = "*"
 
 
 @dataclass
@@ -22,7 +24,7 @@ class SourceReport:
     """The outcome of polling one source for one target in one cycle."""
 
     source: SourceName
-    target: str  # slug
+    target: str  # slug, or CATALOGUE for the catalogue-wide poll
     new: int = 0  # items newly found for the target
     updated: int = 0  # known trials whose tracked fields changed
     failed: bool = False

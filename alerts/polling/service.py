@@ -11,7 +11,7 @@ The order of a poll, and why:
    together with the items it covers; a failure anywhere stores nothing.
 
 A failure (an adapter's SourceError or RetryLater, or anything unexpected) is recorded on
-the state (error, counters, exponential backoff that respects Retry-After) and reported;
+the state (error, counters, the backed-off next poll of alerts.polling.due) and reported;
 it never stops the other sources or targets of the cycle.
 
 Every poll of a (source, target) has a total deadline (ALERTS_POLL_DEADLINE_SECONDS):
@@ -45,6 +45,7 @@ from alerts.items.service import IngestCounts
 from alerts.ops.logging import log_event
 from alerts.polling import repository
 from alerts.polling.schemas import (
+    CATALOGUE,
     HELD,
     NO_FEEDS,
     NOT_CONFIGURED,
@@ -75,8 +76,9 @@ log = logging.getLogger(__name__)
 
 #: Sources whose upstream limits requests per client IP: one process polls each at a time.
 RATE_LIMITED_SOURCES = frozenset({SourceName.pubmed, SourceName.ctgov})
-#: The longest a failing source waits between attempts.
-MAX_BACKOFF = timedelta(hours=24)
+#: The sources whose every record the catalogue-wide poll fetches (a target's feeds are
+#: its own: only the catalogue's feeds are fetched for everyone).
+CATALOGUE_SERVED = frozenset({SourceName.pubmed, SourceName.ctgov})
 #: A running fetch extends its lease every lease_seconds * LEASE_RENEWAL.
 LEASE_RENEWAL = 1 / 3
 
@@ -87,7 +89,7 @@ T = TypeVar("T")
 class _Job:
     source: SourceName
     state_id: int
-    target_id: int
+    target_id: int | None  # None: the whole catalogue (alerts.polling.sweep)
     slug: str
     query: TargetQuery
     match_terms: dict[str, Any]
@@ -118,9 +120,15 @@ def poll(
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Progress | None = None,
     since: datetime | None = None,
+    alongside_catalogue: bool = False,
 ) -> list[SourceReport]:
     """Run one poll cycle over `source` (default: all) and `target_slug` (default: all
     targets); one report per (source, target), by source then slug.
+
+    `alongside_catalogue` leaves out what the catalogue-wide poll (`alerts.polling.sweep`)
+    serves: a target's PubMed and ClinicalTrials.gov searches once they succeeded, so
+    they run for its first history only (and for `alerts backfill`); a target's own feeds
+    are not the catalogue's and are polled as always.
 
     `owner` names the caller's leases (a process id). `due_only` polls only states whose
     `next_poll_at` has come (the scheduler); without it every state not leased by another
@@ -141,7 +149,7 @@ def poll(
     adapters = {name: make_adapter(name, settings, clients[name]) for name in names}
 
     with transaction(session_factory) as session:
-        jobs, reports = _plan(session, adapters, target_slug)
+        jobs, reports = _plan(session, adapters, target_slug, alongside_catalogue)
 
     cycle = _Cycle(session_factory, settings, _Clock(now), owner, due_only, progress, since)
     reports.extend(asyncio.run(cycle.run(jobs, adapters, clients)))
@@ -150,10 +158,14 @@ def poll(
 
 
 def _plan(
-    session: Session, adapters: dict[SourceName, Source], target_slug: str | None
+    session: Session,
+    adapters: dict[SourceName, Source],
+    target_slug: str | None,
+    alongside_catalogue: bool = False,
 ) -> tuple[list[_Job], list[SourceReport]]:
     """The (source, target) pairs to poll, their state rows made sure of; a skipped
-    report for each pair a source has nothing to search for."""
+    report for each pair a source has nothing to search for. With `alongside_catalogue`,
+    the pairs the catalogue-wide poll serves are left out without a report."""
     targets: list[Target] = (
         [targets_service.get_target_by_slug(session, target_slug)]
         if target_slug is not None
@@ -183,6 +195,11 @@ def _plan(
             else:
                 reason = NO_FEEDS if name is SourceName.rss else NOT_CONFIGURED
                 reports.append(SourceReport(name, target.slug, skipped=True, reason=reason))
+    if alongside_catalogue:
+        served = {name: repository.polled_targets(session, str(name))
+                  for name in adapters if name in CATALOGUE_SERVED}
+        wanted = [(name, target) for name, target in wanted
+                  if target.id not in served.get(name, ())]
     state_ids = repository.ensure_states(session, [(str(n), t.id) for n, t in wanted])
     jobs = [
         _Job(
@@ -383,27 +400,35 @@ class _Cycle:
     ) -> tuple[IngestCounts, datetime]:
         with transaction(self.session_factory) as session:
             at = self.clock()
-            fetched = [*result.items, *(item for feed in result.feeds for item in feed.items)]
-            counts = items_service.ingest(
-                session,
-                source=job.source,
-                target_id=job.target_id,
-                match_terms=job.match_terms,
-                fetched=fetched,
-                now=at,
-            )
-            repository.apply_feed_outcomes(session, job.target_id, result.feeds, at)
-            next_poll_at = at + self.interval
-            repository.record_success(
+            counts = self._ingest(session, job, result, at)
+            next_poll_at = repository.record_success(
                 session,
                 job.state_id,
                 self.owner,
                 now=at,
                 cursor=cursor,
                 warnings=list(dict.fromkeys(result.warnings)),
-                next_poll_at=next_poll_at,
+                interval=self.interval,
             )
         return counts, next_poll_at
+
+    def _ingest(
+        self, session: Session, job: _Job, result: PollResult, at: datetime
+    ) -> IngestCounts:
+        """Store what the poll fetched, in the storing transaction: the target's items and
+        decisions, and its feeds' state."""
+        assert job.target_id is not None  # a target's poll
+        fetched = [*result.items, *(item for feed in result.feeds for item in feed.items)]
+        counts = items_service.ingest(
+            session,
+            source=job.source,
+            target_id=job.target_id,
+            match_terms=job.match_terms,
+            fetched=fetched,
+            now=at,
+        )
+        repository.apply_feed_outcomes(session, job.target_id, result.feeds, at)
+        return counts
 
     async def _failed(
         self, job: _Job, error: str, requests: int, *, retry_after: float | None = None
@@ -439,14 +464,16 @@ class _Cycle:
                 now=self.clock(),
                 error=error,
                 interval=self.interval,
-                max_backoff=MAX_BACKOFF,
                 retry_after=retry_after,
             )
 
     def _known_ids(self, job: _Job) -> Callable[[Sequence[str]], Collection[str]]:
         """The adapter's KnownIds: called from the event loop, briefly, between fetches."""
 
+        assert job.target_id is not None  # a target's poll
+
         def known(external_ids: Sequence[str]) -> Collection[str]:
+            assert job.target_id is not None
             with self._db_lock, self.session_factory() as session:
                 return items_service.known_ids(session, job.source, job.target_id, external_ids)
 
@@ -485,7 +512,7 @@ def source_statuses(session: Session, settings: Settings) -> list[SourceStatusOu
     return [
         SourceStatusOut(
             source=SourceName(state.source),
-            target=slug,
+            target=CATALOGUE if slug is None else slug,
             last_success_at=state.last_success_at,
             last_error=state.last_error,
             last_error_at=state.last_error_at,

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from alerts.deps import SessionDep
+from alerts.deps import DrugNamesDep, SessionDep
 from alerts.progress import service
 from alerts.progress.schemas import DrugOut, ProgressOut, WeekOut
 from db.clock import utc_now
@@ -19,13 +19,15 @@ router = APIRouter(prefix="/api/v1", tags=["targets"])
 def target_progress(
     slug: str,
     session: SessionDep,
+    names: DrugNamesDep,
     sort: Annotated[Literal["phase", "name", "recent"], Query(
         description="pipeline order: furthest phase first, by name, or newest change first"
     )] = "phase",
 ) -> ProgressOut:
     """Each drug named in the target's trials with its highest phase and trials by
     status, and matched items per week over the last year, by kind."""
-    progress = service.target_progress(session, slug, today=utc_now().date(), sort=sort)
+    progress = service.target_progress(session, slug, today=utc_now().date(),
+                                        names_cache=names, sort=sort)
     target = progress.target
     return ProgressOut(
         slug=target.slug, name=target.name, description=target.description,

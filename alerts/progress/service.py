@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from alerts.digests.compose import describe_changes
 from alerts.progress.pipeline import SORTS, Drug, DrugNames, Trial, build_pipeline
 from alerts.progress.timeline import Week, weekly_counts
-from alerts.targets.service import get_target_by_slug
+from alerts.targets.search import VersionedCache
+from alerts.targets.service import get_target_by_slug, per_catalogue_version
 from db.models import Item, ItemEvent, ItemTarget, Target
 
 WEEKS = 52
@@ -29,14 +30,19 @@ class Progress:
     weeks: list[Week]
 
 
+#: The drug names of the whole catalogue, per process (built when the catalogue changed).
+DrugNamesCache = VersionedCache[DrugNames]
+
+
 def target_progress(
-    session: Session, slug: str, *, today: date, sort: str = "phase"
+    session: Session, slug: str, *, today: date, names_cache: DrugNamesCache,
+    sort: str = "phase",
 ) -> Progress:
     """The pipeline and the last `WEEKS` weeks of `slug`; NotFound for an unknown slug."""
     target = get_target_by_slug(session, slug)
-    names = DrugNames.from_definitions(
+    names = per_catalogue_version(session, names_cache, lambda: DrugNames.from_definitions(
         session.scalars(select(Target.match_terms).order_by(Target.id))
-    )
+    ))
     own = _drug_names(target.match_terms)
     pipeline = build_pipeline(_trials(session, target.id), names, target_drugs=own,
                               sort=sort if sort in SORTS else "phase")

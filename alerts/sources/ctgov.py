@@ -17,6 +17,10 @@ not missed. The studies it returns again are recognised by the ingest (same NCT 
 also compares `FetchedItem.tracked` with the stored copy to make trial-update events; this
 module only fetches and parses.
 
+The catalogue-wide poll (`poll_catalogue`) is the same search with no query but the
+window itself: every study updated since the window's start, once for all targets, which
+match locally. Its requests grow with the studies updated, never with the targets.
+
 Requests per poll, with page size p and n_s studies found by search s (one or two
 searches): 1 (`version`) + sum over s of max(1, ceil(n_s / p)), plus one more page for a
 search whose last full page still carries a token, plus retries; 1 when skipped.
@@ -37,6 +41,7 @@ from alerts.config import Settings
 from alerts.sources.base import (
     FetchedItem,
     ItemKind,
+    KnownIds,
     PollRequest,
     PollResult,
     Progress,
@@ -142,6 +147,25 @@ class ClinicalTrialsSource(Source):
             },
             warnings=warnings,
         )
+
+    async def poll_catalogue(
+        self,
+        cursor: Mapping[str, Any],
+        *,
+        now: datetime,
+        since: datetime,
+        known_ids: KnownIds | None = None,
+        progress: Progress | None = None,
+    ) -> PollResult:
+        """Every study whose last update was posted in the window, for the whole catalogue.
+
+        `poll` with the window as the only term: `AREA[LastUpdatePostDate]RANGE[...]` in
+        `query.term` names the studies the window filter keeps anyway, so the skip on an
+        unchanged `dataTimestamp`, the paging, the parsing and the cursor are `poll`'s."""
+        start = _window_start(cursor, since)
+        window = f"AREA[LastUpdatePostDate]RANGE[{start.isoformat()},MAX]"
+        everything = TargetQuery(slug="*", ctgov_term=window)
+        return await self.poll(everything, cursor, now=now, since=since, progress=progress)
 
     async def _data_timestamp(self) -> str | None:
         """`dataTimestamp` from `GET version`, or None when it cannot be had: a failing

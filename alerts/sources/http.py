@@ -24,6 +24,7 @@ from typing import Any, ParamSpec
 import httpx
 
 from alerts import __version__
+from alerts.backoff import backoff_seconds
 from alerts.sources.base import PollResult, RetryLater, SourceError
 
 log = logging.getLogger(__name__)
@@ -149,9 +150,6 @@ class UpstreamClient:
             await self._client.aclose()
             self._client = None
 
-    def set_rate(self, host: str, per_second: float) -> None:
-        self._limiters[host] = RateLimiter(per_second)
-
     async def request(
         self,
         method: str,
@@ -221,7 +219,11 @@ class UpstreamClient:
                     f"{problem} (gave up after {attempt + 1} attempts)",
                     seconds=max(wait or 0.0, 60.0),
                 )
-            delay = wait if wait is not None else self._backoff(attempt)
+            # Jittered (many pollers may retry one upstream at once) and never longer
+            # than an inline wait may be; a Retry-After at most that long is honoured.
+            delay = backoff_seconds(attempt, base=self.backoff_base,
+                                    cap=MAX_INLINE_WAIT_SECONDS, retry_after=wait,
+                                    jitter=random.random)
             log.info("upstream.retry what=%s attempt=%d delay=%.2f", what, attempt + 1, delay)
             await asyncio.sleep(delay)
             attempt += 1
@@ -255,9 +257,6 @@ class UpstreamClient:
         finally:
             await response.aclose()
         return response
-
-    def _backoff(self, attempt: int) -> float:
-        return self.backoff_base * (2**attempt) * (0.5 + random.random() / 2)
 
 
 async def _read_capped(

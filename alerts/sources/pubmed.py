@@ -14,6 +14,13 @@ Why it is built this way:
   what is not stored yet. A record missing in `MISSING_POLLS_BEFORE_SKIP` consecutive
   polls is given up with a warning, so one record NCBI never serves cannot block the
   source for good; it is still fetched while ESearch lists it, in case it turns up.
+- The catalogue-wide poll (`poll_catalogue`) asks for every record of the window
+  (`all[sb]`) once for all targets, which match locally: ESearch keeps the result on
+  NCBI's History server (`usehistory=y`), a window past 9,999 records is split the same
+  way, and EFetch pages through the stored result (`query_key`, `WebEnv`, `retstart`)
+  in batches of `DELTA_BATCH`; when some records of a part are stored already, only the
+  others are fetched, by id. Its requests grow with the day's records, never with the
+  number of targets.
 - `tool`, `email` and `api_key` go on every call (NCBI's usage policy); rate limits and
   retries live in the shared UpstreamClient, not here.
 """
@@ -24,6 +31,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -37,6 +45,7 @@ from alerts.sources.base import (
     KnownIds,
     PollRequest,
     PollResult,
+    Progress,
     RetryLater,
     Source,
     SourceError,
@@ -67,6 +76,11 @@ MISSING_POLLS_BEFORE_SKIP = 3
 #: How long to wait after NCBI answered 200 with its rate-limit error body.
 RATE_LIMITED_RETRY_SECONDS = 60.0
 
+#: The ESearch term that selects every PubMed record (the catalogue-wide poll).
+ALL_RECORDS_TERM = "all[sb]"
+#: Records per EFetch of the catalogue-wide poll: NCBI suggests "several hundred".
+DELTA_BATCH = 500
+
 ESEARCH = "pubmed esearch"
 EFETCH = "pubmed efetch"
 
@@ -80,6 +94,15 @@ _MONTHS = {
 #: The first date of a MedlineDate: "2019 Jan-Feb", "1998 Dec-1999 Jan", "2019 Jan 15-21",
 #: "1975-1976", "2000 Spring".
 _MEDLINE_DATE = re.compile(r"(\d{4})(?:\s+([A-Za-z]+)(?:\s+(\d{1,2})\b)?)?")
+
+
+@dataclass(frozen=True)
+class _SearchPart:
+    """One ESearch result kept on the History server: a window that fits ESearch."""
+
+    ids: list[str]
+    web_env: str
+    query_key: str
 
 
 class PubMedSource(Source):
@@ -148,6 +171,81 @@ class PubMedSource(Source):
             warnings=tuple(dict.fromkeys(warnings)),
         )
 
+    @counts_requests
+    async def poll_catalogue(
+        self,
+        cursor: Mapping[str, Any],
+        *,
+        now: datetime,
+        since: datetime,
+        known_ids: KnownIds | None = None,
+        progress: Progress | None = None,
+    ) -> PollResult:
+        """Every record that entered PubMed in the window, for the whole catalogue (see
+        the module docstring); the same window and cursor as `poll`."""
+        warnings: list[str] = []
+        start, end = search_window(cursor, now=now, since=since, warnings=warnings)
+        parts = await self._search_history(start, end, warnings)
+        total = sum(len(part.ids) for part in parts)
+        items: list[FetchedItem] = []
+        missing: list[str] = []
+        done = 0
+        for part in parts:
+            wanted = _unknown(part.ids, known_ids)
+            # Nothing stored yet: page through the History server; else fetch by id.
+            by_history = len(wanted) == len(part.ids)
+            for offset in range(0, len(wanted), DELTA_BATCH):
+                batch = wanted[offset : offset + DELTA_BATCH]
+                fetched = (
+                    await self._efetch_history(part, offset, batch)
+                    if by_history
+                    else await self._efetch(batch)
+                )
+                items.extend(fetched)
+                returned = {item.external_id for item in fetched}
+                missing.extend(pmid for pmid in batch if pmid not in returned)
+            done += len(part.ids)
+            if progress is not None:
+                progress(EFETCH, done, total)
+        return PollResult(
+            items=items,
+            cursor=next_cursor(cursor, start=start, end=end, missing=missing, warnings=warnings),
+            warnings=tuple(dict.fromkeys(warnings)),
+        )
+
+    async def _search_history(
+        self, start: date, end: date, warnings: list[str]
+    ) -> list[_SearchPart]:
+        """[start, end] as History-server results of at most 9,999 records each: a window
+        holding more is halved until every part fits (a single day that still holds more
+        is taken as far as ESearch goes, with a warning)."""
+        params = {
+            "db": "pubmed",
+            "term": ALL_RECORDS_TERM,
+            "datetype": "edat",
+            "mindate": start.strftime("%Y/%m/%d"),
+            "maxdate": end.strftime("%Y/%m/%d"),
+            "usehistory": "y",
+            "retmode": "json",
+            "retmax": str(ESEARCH_MAX_IDS),
+            **self._identity(),
+        }
+        response = await self._call("esearch.fcgi", params, ESEARCH, post=False)
+        count, ids = parse_esearch(response.content, warnings)
+        if count > len(ids) and start < end:
+            middle = start + (end - start) // 2
+            return [
+                *await self._search_history(start, middle, warnings),
+                *await self._search_history(middle + timedelta(days=1), end, warnings),
+            ]
+        if count > len(ids):
+            warnings.append(
+                f"PubMed lists {count} records entered on {start.isoformat()} but ESearch "
+                f"returns only the first {len(ids)}; {count - len(ids)} were not fetched"
+            )
+        web_env, query_key = parse_history(response.content)
+        return [_SearchPart(list(dict.fromkeys(ids)), web_env, query_key)]
+
     # -- ESearch -------------------------------------------------------------------------
 
     async def _search(self, term: str, start: date, end: date, warnings: list[str]) -> list[str]:
@@ -194,6 +292,25 @@ class PubMedSource(Source):
             raise RetryLater(f"{EFETCH}: empty response body", seconds=RATE_LIMITED_RETRY_SECONDS)
         by_id = {item.external_id: item for item in parse_efetch(response.content)}
         # In the order asked; a requested id not answered is the caller's to count.
+        return [by_id[pmid] for pmid in ids if pmid in by_id]
+
+    async def _efetch_history(
+        self, part: _SearchPart, offset: int, ids: Sequence[str]
+    ) -> list[FetchedItem]:
+        """The records `ids`, at `offset` of the History-server result `part`."""
+        params = {
+            "db": "pubmed",
+            "retmode": "xml",
+            "query_key": part.query_key,
+            "WebEnv": part.web_env,
+            "retstart": str(offset),
+            "retmax": str(len(ids)),
+            **self._identity(),
+        }
+        response = await self._call("efetch.fcgi", params, EFETCH, post=False)
+        if not response.content.strip():
+            raise RetryLater(f"{EFETCH}: empty response body", seconds=RATE_LIMITED_RETRY_SECONDS)
+        by_id = {item.external_id: item for item in parse_efetch(response.content)}
         return [by_id[pmid] for pmid in ids if pmid in by_id]
 
     # -- plumbing ------------------------------------------------------------------------
@@ -341,6 +458,16 @@ def parse_esearch(body: bytes, warnings: list[str]) -> tuple[int, list[str]]:
         for field_name in errors.get("fieldsnotfound") or []:
             warnings.append(f"PubMed dropped field not found: {field_name!r}")
     return count, ids
+
+
+def parse_history(body: bytes) -> tuple[str, str]:
+    """(WebEnv, QueryKey) of an ESearch JSON answer sent with `usehistory=y` (an answer
+    `parse_esearch` accepted); SourceError when they are missing."""
+    result = json.loads(body, strict=False).get("esearchresult") or {}
+    web_env, query_key = result.get("webenv"), result.get("querykey")
+    if not isinstance(web_env, str) or not web_env or query_key in (None, ""):
+        raise SourceError(f"{ESEARCH}: usehistory=y answered no webenv/querykey")
+    return web_env, str(query_key)
 
 
 def _start(body: bytes, limit: int = 80) -> str:

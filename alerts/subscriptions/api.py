@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse
 
 from alerts.deps import SettingsDep
 from alerts.errors import error_responses
+from alerts.mail.outbox import MailingSessionDep
 from alerts.pagination import CursorQuery, IdPath
 from alerts.subscriptions import service
 from alerts.subscriptions.auth import CallerDep, RequiredCallerDep, get_owned_alert
-from alerts.subscriptions.outbox import MailingSessionDep
 from alerts.subscriptions.schemas import (
     Accepted,
     AlertCreate,

@@ -44,6 +44,9 @@ class Caller:
     is_admin: bool = False
     #: The personal token of the request (for revoking it).
     token_id: int | None = None
+    #: Who the admin token is, for the records of what it changed: a fingerprint of the
+    #: token (its SHA-256's first 12 hex digits), so a rotated token reads as another.
+    admin_name: str = ""
 
     @property
     def is_anonymous(self) -> bool:
@@ -61,7 +64,7 @@ def authenticate(session: Session, settings: Settings, token: str) -> Caller:
     """The caller a bearer token stands for; Unauthorized when it stands for nobody."""
     admin = settings.admin_token.get_secret_value() if settings.admin_token else ""
     if admin and hmac.compare_digest(token.encode("utf-8"), admin.encode("utf-8")):
-        return Caller(is_admin=True)
+        return Caller(is_admin=True, admin_name=f"admin token {hash_token(admin)[:12]}")
     # The lookup is by hash: what an attacker could time is the hash, not the token.
     stored = repository.find_token(session, hash_token(token))
     if stored is None:

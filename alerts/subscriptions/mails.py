@@ -1,5 +1,6 @@
-"""The two transactional mails of subscriptions, rendered from templates/mail/: the
-double opt-in confirmation and the personal API token."""
+"""The transactional mails of subscriptions, rendered from templates/mail/: the
+double opt-in confirmation, the personal API token, and the notice that a followed
+target was removed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from db.models import Target
 
 CONFIRM_KIND = "confirm"
 TOKEN_KIND = "api_token"
+TARGET_REMOVED_KIND = "target_removed"
 
 
 def _one_line(value: str) -> str:
@@ -73,5 +75,19 @@ def token_message(settings: Settings, *, to: str, token: str) -> EmailMessage:
     text, html = _render("token", email=to, token=token, public_url=settings.public_base)
     return build_message(
         mail_from=settings.mail_from, to=to, subject="Your Target Alerts API token",
+        text=text, html=html, headers=_headers(settings),
+    )
+
+
+def target_removed_message(
+    settings: Settings, *, to: str, target_name: str, manage_link: str
+) -> EmailMessage:
+    """The notice that a target the address followed left the catalogue, and so did its
+    alert on it (its other alerts go on)."""
+    name = _one_line(target_name)
+    text, html = _render("target_removed", email=to, target_name=name,
+                         manage_link=manage_link, public_url=settings.public_base)
+    return build_message(
+        mail_from=settings.mail_from, to=to, subject=f"Your alert ended: {name}"[:200],
         text=text, html=html, headers=_headers(settings),
     )

@@ -12,6 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from db.models import Alert
+from db.statuses import AlertStatus
 
 MAX_EMAIL_LENGTH = 320
 
@@ -29,13 +30,6 @@ class Weekday(StrEnum):
     friday = "friday"
     saturday = "saturday"
     sunday = "sunday"
-
-
-class AlertStatus(StrEnum):
-    pending = "pending"
-    active = "active"
-    paused = "paused"
-    unsubscribed = "unsubscribed"
 
 
 #: Alerts that still exist for their subscriber; a new one for the same target is a

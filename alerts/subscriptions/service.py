@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from alerts.config import Settings
 from alerts.errors import Conflict, NotFound, Unprocessable
+from alerts.mail.outbox import queue_mail
 from alerts.pagination import decode_cursor, encode_cursor
 from alerts.subscriptions import repository
 from alerts.subscriptions.auth import Caller, hash_token
@@ -38,7 +39,6 @@ from alerts.subscriptions.mails import (
     confirmation_message,
     token_message,
 )
-from alerts.subscriptions.outbox import queue_mail
 from alerts.subscriptions.schemas import (
     LIVE_STATUSES,
     AlertCreate,
@@ -58,6 +58,7 @@ from alerts.subscriptions.tokens import (
 from alerts.targets.service import get_target_by_slug
 from db.clock import utc_now
 from db.models import Alert, ApiToken, Item, Subscriber, Target
+from db.statuses import AddressStatus
 
 logger = logging.getLogger(__name__)
 
@@ -269,7 +270,7 @@ def confirm(session: Session, settings: Settings, token: str) -> Confirmation:
     if subscriber.verified_at is None:
         subscriber.verified_at = now
     # The click proves mail reaches the address again after an earlier bounce.
-    subscriber.mail_status, subscriber.mail_error = "ok", None
+    subscriber.mail_status, subscriber.mail_error = AddressStatus.ok, None
     session.flush()
     confirmation.latest = repository.latest_items(
         session, [a.target_id for a in alerts if a.status != AlertStatus.unsubscribed],

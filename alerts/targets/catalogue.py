@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -186,7 +186,7 @@ def parse_catalogue(text: str, *, source: str = "catalogue") -> Catalogue:
         except ValidationError as exc:
             problems.extend(f"{where}: {_key(error['loc'])}: {_message(error)}"
                             for error in exc.errors())
-    problems.extend(_cross_entry_problems(entries))
+    problems.extend(str(problem) for problem in _cross_entry_problems(entries))
     if problems:
         raise CatalogueError(source, problems)
     return Catalogue(source, tuple(entry for _index, entry in entries))
@@ -213,39 +213,109 @@ def _message(error: Mapping[str, Any]) -> str:
     return str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
-def _cross_entry_problems(entries: Sequence[tuple[int, CatalogueEntry]]) -> list[str]:
-    """Slugs unique; `shared_with` names a target of the file; no drug spelling listed
-    by two targets unless one of them marks it `shared_with` the other."""
-    problems: list[str] = []
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one entry: which entry (`index`, `slug`), which key, what."""
+
+    index: int
+    slug: str
+    loc: tuple[int | str, ...]
+    message: str
+
+    def __str__(self) -> str:
+        return f"targets[{self.index}] ({self.slug}): {_key(self.loc)}: {self.message}"
+
+
+def _cross_entry_problems(entries: Sequence[tuple[int, CatalogueEntry]]) -> list[Problem]:
+    """Slugs unique; `shared_with` names a target of the catalogue; no drug spelling
+    listed by two targets unless one of them marks it `shared_with` the other."""
+    problems: list[Problem] = []
     index_of: dict[str, int] = {}
     for index, entry in entries:
         if entry.slug in index_of:
-            problems.append(f"targets[{index}] ({entry.slug}): slug: already used by "
-                            f"targets[{index_of[entry.slug]}]")
+            problems.append(Problem(index, entry.slug, ("slug",),
+                                    f"already used by targets[{index_of[entry.slug]}]"))
         index_of.setdefault(entry.slug, index)
 
-    owners: dict[str, list[tuple[CatalogueEntry, Drug]]] = {}
+    owners: dict[str, list[tuple[CatalogueEntry, int, Drug]]] = {}
     for _index, entry in entries:
-        for drug in entry.drugs:
+        for n, drug in enumerate(entry.drugs):
             for other in drug.shared_with:
                 if other not in index_of:
-                    problems.append(f"targets[{index_of[entry.slug]}] ({entry.slug}): "
-                                    f"drugs.{drug.name}.shared_with: unknown target {other!r}")
+                    problems.append(Problem(index_of[entry.slug], entry.slug,
+                                            ("drugs", n, "shared_with"),
+                                            _unknown_target(other)))
             for spelling in {s.lower() for s in drug.spellings()}:
-                owners.setdefault(spelling, []).append((entry, drug))
+                owners.setdefault(spelling, []).append((entry, n, drug))
     reported: set[tuple[str, str]] = set()
     for spelling, listed in sorted(owners.items()):
-        for n, (first, first_drug) in enumerate(listed):
-            for second, second_drug in listed[n + 1:]:
+        for k, (first, _first_n, first_drug) in enumerate(listed):
+            for second, second_n, second_drug in listed[k + 1:]:
                 pair = (first.slug, second.slug)
                 if first.slug == second.slug or pair in reported:
                     continue
                 if second.slug in first_drug.shared_with or first.slug in second_drug.shared_with:
                     continue
                 reported.add(pair)
-                problems.append(
-                    f"targets[{index_of[second.slug]}] ({second.slug}): drugs: {spelling!r} "
-                    f"is also a drug of {first.slug}; mark it shared_with = "
-                    f"[\"{first.slug}\"] if both targets are meant"
-                )
+                problems.append(Problem(
+                    index_of[second.slug], second.slug, ("drugs", second_n),
+                    f"{spelling!r} is also a drug of {first.slug}; mark it shared_with = "
+                    f"[\"{first.slug}\"] if both targets are meant",
+                ))
     return problems
+
+
+def problems_beside(
+    entry: CatalogueEntry, others: Sequence[CatalogueEntry], tolerated: Collection[str] = ()
+) -> list[Problem]:
+    """What is wrong with `entry` next to the `others` of a catalogue (by the rules of a
+    file: unique slug, drugs shared only when marked), the others' own problems aside.
+    The entry comes last, so a drug it shares unmarked is reported against it. A
+    `shared_with` naming one of the `tolerated` slugs that no other target has is let
+    be (an edit need not fix what it did not touch)."""
+    listed = [(n, other) for n, other in enumerate(others) if other.slug != entry.slug]
+    mine = len(listed)
+    excused = {_unknown_target(slug) for slug in tolerated}
+    return [problem for problem in _cross_entry_problems([*listed, (mine, entry)])
+            if problem.slug == entry.slug and problem.message not in excused]
+
+
+def _unknown_target(slug: str) -> str:
+    return f"unknown target {slug!r}"
+
+
+class EntryError(Exception):
+    """One entry given on its own (`alerts targets add/edit`, the admin API) cannot be
+    used: `problems` holds one (where, what) pair per bad field, `where` being the key's
+    path in the entry, e.g. ("drugs", 0, "name")."""
+
+    def __init__(self, problems: Sequence[tuple[tuple[int | str, ...], str]]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{_key(loc)}: {message}" for loc, message in self.problems))
+
+
+def validate_entry(
+    document: Mapping[str, Any],
+    others: Sequence[CatalogueEntry] = (),
+    tolerated: Collection[str] = (),
+) -> CatalogueEntry:
+    """`document` as a catalogue entry, checked by the file's rules (each key, then the
+    entry beside the `others` of the catalogue: its slug free, its drugs shared only
+    where marked, see `problems_beside` for `tolerated`) and its match rule compiled;
+    EntryError naming every bad field."""
+    from alerts.matching import DefinitionError, compile_rule
+
+    try:
+        entry = CatalogueEntry.model_validate(document)
+    except ValidationError as exc:
+        raise EntryError([(tuple(error["loc"]), _message(error))
+                          for error in exc.errors()]) from None
+    problems = [(problem.loc, problem.message)
+                for problem in problems_beside(entry, others, tolerated)]
+    try:
+        compile_rule(entry.rule_definition())
+    except DefinitionError as exc:
+        problems.append((("rule",), str(exc)))
+    if problems:
+        raise EntryError(problems)
+    return entry

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from db.models import Alert, Feed, Target
+from db.models import Alert, Feed, Target, TargetChange
+from db.statuses import AlertStatus
 
 
 def by_slug(session: Session, slug: str) -> Target | None:
@@ -34,7 +35,8 @@ def enabled_feeds(session: Session, target_ids: Sequence[int]) -> dict[int, list
         .order_by(Feed.target_id, Feed.id)
     )
     for feed in rows:
-        feeds[feed.target_id].append(feed)
+        if feed.target_id is not None:  # always: the query asks for targets' feeds
+            feeds[feed.target_id].append(feed)
     return feeds
 
 
@@ -45,13 +47,20 @@ def feed_counts(session: Session) -> dict[int, int]:
         .where(Feed.enabled.is_(True))
         .group_by(Feed.target_id)
     )
-    return {target_id: count for target_id, count in rows}
+    return {target_id: count for target_id, count in rows if target_id is not None}
 
 
-def feed_by_url(session: Session, target_id: int, url: str) -> Feed | None:
-    return session.scalars(
-        select(Feed).where(Feed.target_id == target_id, Feed.url == url)
-    ).one_or_none()
+def feed_by_url(session: Session, target_id: int | None, url: str) -> Feed | None:
+    """The target's feed at `url` (None: the catalogue's own feed at `url`)."""
+    owner = Feed.target_id.is_(None) if target_id is None else Feed.target_id == target_id
+    return session.scalars(select(Feed).where(owner, Feed.url == url)).one_or_none()
+
+
+def catalogue_feeds(session: Session) -> list[Feed]:
+    """The enabled feeds of the whole catalogue (no target), in the order they were added."""
+    return list(session.scalars(
+        select(Feed).where(Feed.target_id.is_(None), Feed.enabled.is_(True)).order_by(Feed.id)
+    ))
 
 
 def by_slugs(session: Session, slugs: Iterable[str]) -> dict[str, Target]:
@@ -117,9 +126,35 @@ def most_followed(session: Session, limit: int) -> list[int]:
     (targets without an active alert are not among them)."""
     rows = session.execute(
         select(Alert.target_id, func.count().label("n"))
-        .where(Alert.status == "active")
+        .where(Alert.status == AlertStatus.active)
         .group_by(Alert.target_id)
         .order_by(func.count().desc(), Alert.target_id)
         .limit(limit)
     )
     return [target_id for target_id, _ in rows]
+
+
+def changes_of(session: Session, slug: str) -> list[TargetChange]:
+    """The recorded changes of the target `slug`, oldest first."""
+    return list(session.scalars(
+        select(TargetChange).where(TargetChange.target_slug == slug).order_by(TargetChange.id)
+    ))
+
+
+def last_removed(session: Session, slugs: Iterable[str]) -> set[str]:
+    """Among `slugs`, those whose latest recorded change is a removal."""
+    wanted = list(dict.fromkeys(slugs))
+    if not wanted:
+        return set()
+    latest = (
+        select(TargetChange.target_slug, func.max(TargetChange.id).label("last_id"))
+        .where(TargetChange.target_slug.in_(wanted))
+        .group_by(TargetChange.target_slug)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(TargetChange.target_slug)
+        .join(latest, TargetChange.id == latest.c.last_id)
+        .where(TargetChange.action == "remove")
+    )
+    return set(rows)

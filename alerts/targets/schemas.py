@@ -1,15 +1,13 @@
-"""Shapes of the target catalogue: API answers and the input of a new target."""
+"""Shapes of the target catalogue: API answers, a target's entry, its changes."""
 
 from __future__ import annotations
 
-import re
-from typing import Annotated
+from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-#: Slugs appear in URLs and commands: lowercase letters, digits and single hyphens.
-SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-SLUG_RULE = "lowercase letters, digits and hyphens (e.g. her2-exon20)"
+from alerts.targets.catalogue import CatalogueEntry
 
 
 class TargetOut(BaseModel):
@@ -33,53 +31,43 @@ class TargetPage(BaseModel):
     next_cursor: str | None = None
 
 
-def _terms(values: list[str]) -> list[str]:
-    """Stripped, non-empty, first spelling of each term kept."""
-    seen: dict[str, str] = {}
-    for value in values:
-        term = value.strip()
-        if term and term.lower() not in seen:
-            seen[term.lower()] = term
-    return list(seen.values())
+class TargetEntryOut(BaseModel):
+    """A target as a catalogue entry (alerts/targets/catalogue.toml's keys), with who owns
+    it: `file` (the catalogue file; a local edit is kept by `alerts targets sync`) or
+    `local` (added by hand: sync never touches it)."""
+
+    entry: dict[str, Any]
+    origin: str
+    #: When the stored items were decided again because the rule was new or changed.
+    rematched: dict[str, int] | None = None
 
 
-class TargetCreate(BaseModel):
-    """A new catalogue entry; the match terms make up the local match rule
-    (a gene term with a mutation term, or a selective drug)."""
+#: Every key of an entry but its slug, each optional: a PATCH replaces the keys it names.
+_OPTIONAL_KEYS: dict[str, Any] = {
+    name: (field.annotation | None, None)  # type: ignore[operator]
+    for name, field in CatalogueEntry.model_fields.items() if name != "slug"
+}
+TargetChanges = create_model(
+    "TargetChanges",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="Keys of the target's catalogue entry to replace (the slug stays); null "
+            "clears an optional key. The result is checked as a whole entry.",
+    **_OPTIONAL_KEYS,
+)
 
-    slug: Annotated[str, Field(min_length=1, max_length=64)]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    description: str = ""
-    pubmed_query: str | None = None
-    ctgov_term: str | None = None
-    ctgov_intr: str | None = None
-    genes: list[str] = []
-    mutations: list[str] = []
-    drugs: list[str] = []
 
-    @field_validator("slug")
-    @classmethod
-    def _slug_shape(cls, value: str) -> str:
-        if not SLUG_PATTERN.match(value):
-            raise ValueError(f"must be {SLUG_RULE}")
-        return value
+class TargetChangeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
 
-    @field_validator("name")
-    @classmethod
-    def _name_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
+    id: int
+    target_slug: str
+    action: str = Field(description="add, edit or remove")
+    changed_by: str = Field(description='"catalogue sync", "<user> (command line)" or '
+                                        '"admin token <fingerprint>"')
+    changed_at: datetime
+    before: dict[str, Any] | None = Field(description="the entry before (null for an add)")
+    after: dict[str, Any] | None = Field(description="the entry after (null for a removal)")
 
-    @field_validator("pubmed_query", "ctgov_term", "ctgov_intr")
-    @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
 
-    @field_validator("genes", "mutations", "drugs")
-    @classmethod
-    def _clean_terms(cls, values: list[str]) -> list[str]:
-        return _terms(values)
-
-    def match_terms(self) -> dict[str, list[str]]:
-        return {"genes": self.genes, "mutations": self.mutations, "drugs": self.drugs}
+class TargetChangeList(BaseModel):
+    data: list[TargetChangeOut]

@@ -31,7 +31,7 @@ import unicodedata
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 #: Longest query accepted (the API answers 422 beyond; the page says so).
 MAX_QUERY_LENGTH = 100
@@ -287,23 +287,28 @@ class CatalogueIndex:
 
 #: What a built index is valid for: a value that changes whenever the catalogue does.
 CatalogueVersion = tuple[Any, ...]
+T = TypeVar("T")
 
 
-class IndexCache:
-    """One index per process, rebuilt when the catalogue's version changes. Requests run
-    in threads: one builds while the others wait, then all share the result."""
+class VersionedCache(Generic[T]):
+    """One value per process computed from the catalogue (the search index, the drug
+    names of the target pages), rebuilt when the catalogue's version changes. Requests
+    run in threads: one builds while the others wait, then all share the result."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version: CatalogueVersion | None = None
-        self._index: CatalogueIndex | None = None
+        self._value: T | None = None
         self.builds = 0
 
-    def get(self, version: CatalogueVersion,
-            load: Callable[[], Iterable[Entry]]) -> CatalogueIndex:
+    def get(self, version: CatalogueVersion, build: Callable[[], T]) -> T:
         with self._lock:
-            if self._index is None or self._version != version:
-                self._index = CatalogueIndex(load())
+            if self._value is None or self._version != version:
+                self._value = build()
                 self._version = version
                 self.builds += 1
-            return self._index
+            return self._value
+
+
+#: The search index of the process.
+IndexCache = VersionedCache[CatalogueIndex]

@@ -1,5 +1,5 @@
-"""The target catalogue: look targets up, find them by what people know of them, add
-targets and attach feeds.
+"""The target catalogue: look targets up, find them by what people know of them, attach
+feeds. Adding, editing and removing targets: alerts.targets.changes.
 
 Other domains (alerts, digests, polling) resolve a slug with `get_target_by_slug`, so an
 unknown target answers the same 404 everywhere. Searching and listing read the
@@ -9,6 +9,7 @@ table changed. Services only flush; the caller commits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
@@ -17,8 +18,16 @@ from sqlalchemy.orm import Session
 from alerts.errors import Conflict, NotFound, Unprocessable
 from alerts.pagination import decode_cursor, encode_cursor
 from alerts.targets import repository
-from alerts.targets.schemas import TargetCreate, TargetOut, TargetPage
-from alerts.targets.search import CatalogueIndex, Entry, Hit, IndexCache, terms_of
+from alerts.targets.schemas import TargetOut, TargetPage
+from alerts.targets.search import (
+    CatalogueIndex,
+    Entry,
+    Hit,
+    IndexCache,
+    T,
+    VersionedCache,
+    terms_of,
+)
 from db.models import Feed, Target
 
 #: Targets per page of `GET /api/v1/targets` (today's catalogue fits in one page).
@@ -41,7 +50,14 @@ def list_targets(session: Session) -> list[Target]:
 
 def catalogue_index(session: Session, cache: IndexCache) -> CatalogueIndex:
     """The search index of the catalogue as it is now (built when it changed)."""
-    return cache.get(repository.catalogue_version(session), lambda: _entries(session))
+    return per_catalogue_version(session, cache, lambda: CatalogueIndex(_entries(session)))
+
+
+def per_catalogue_version(
+    session: Session, cache: VersionedCache[T], build: Callable[[], T]
+) -> T:
+    """The cached value, or `build()` when the catalogue changed since it was built."""
+    return cache.get(repository.catalogue_version(session), build)
 
 
 def _entries(session: Session) -> list[Entry]:
@@ -97,26 +113,14 @@ def enabled_feeds(session: Session, target_ids: list[int]) -> dict[int, list[Fee
     return repository.enabled_feeds(session, target_ids)
 
 
+def catalogue_feeds(session: Session) -> list[Feed]:
+    """The feeds of the whole catalogue, fetched once per cycle for every target."""
+    return repository.catalogue_feeds(session)
+
+
 def feed_counts(session: Session) -> dict[int, int]:
     """Enabled feeds per target id."""
     return repository.feed_counts(session)
-
-
-def create_target(session: Session, data: TargetCreate) -> Target:
-    """Add a target to the catalogue; Conflict (409) when the slug is taken."""
-    if repository.by_slug(session, data.slug) is not None:
-        raise Conflict(f"target {data.slug!r} already exists")
-    target = Target(
-        slug=data.slug,
-        name=data.name,
-        description=data.description.strip(),
-        pubmed_query=data.pubmed_query,
-        ctgov_term=data.ctgov_term,
-        ctgov_intr=data.ctgov_intr,
-        match_terms=data.match_terms(),
-    )
-    _flush_new(session, target, f"target {data.slug!r} already exists")
-    return target
 
 
 def validate_feed_url(url: str) -> str:
@@ -138,18 +142,21 @@ def validate_feed_url(url: str) -> str:
     return url
 
 
-def add_feed(session: Session, target_slug: str, url: str) -> Feed:
-    """Attach an RSS/Atom feed to a target; Conflict when the target already has it."""
-    target = get_target_by_slug(session, target_slug)
+def add_feed(session: Session, target_slug: str | None, url: str) -> Feed:
+    """Attach an RSS/Atom feed to a target, or with `target_slug` None to the whole
+    catalogue (fetched once per cycle, its entries matched against every target);
+    Conflict when the target (or the catalogue) already has it."""
+    target_id = None if target_slug is None else get_target_by_slug(session, target_slug).id
     url = validate_feed_url(url)
-    if repository.feed_by_url(session, target.id, url) is not None:
-        raise Conflict(f"target {target.slug!r} already has the feed {url}")
-    feed = Feed(target_id=target.id, url=url, enabled=True)
-    _flush_new(session, feed, f"target {target.slug!r} already has the feed {url}")
+    owner = "the catalogue" if target_slug is None else f"target {target_slug!r}"
+    if repository.feed_by_url(session, target_id, url) is not None:
+        raise Conflict(f"{owner} already has the feed {url}")
+    feed = Feed(target_id=target_id, url=url, enabled=True)
+    flush_new(session, feed, f"{owner} already has the feed {url}")
     return feed
 
 
-def _flush_new(session: Session, row: Target | Feed, conflict: str) -> None:
+def flush_new(session: Session, row: Target | Feed, conflict: str) -> None:
     """Insert `row`; a unique violation (another process won the race) is a Conflict, and
     only the savepoint is rolled back, not the caller's transaction."""
     try:

@@ -27,9 +27,9 @@ from starlette.datastructures import FormData, QueryParams
 from alerts.config import Settings
 from alerts.deps import SessionDep, SettingsDep, TargetIndexDep
 from alerts.errors import AlertsError, TooManyRequests
+from alerts.mail.outbox import MailingSessionDep
 from alerts.pagination import MAX_ID
 from alerts.subscriptions import repository, service
-from alerts.subscriptions.outbox import MailingSessionDep
 from alerts.subscriptions.schemas import (
     AlertStatus,
     AlertUpdate,
@@ -257,14 +257,32 @@ def _subscribe_page(
 def subscribe_form(
     request: Request, session: SessionDep, settings: SettingsDep, index: TargetIndexDep
 ) -> HTMLResponse:
-    """The form; `?q=` searches the catalogue. The form's Search button sends the
-    whole form here (ticked targets and the other fields included), so nothing typed
-    or ticked is lost by searching."""
+    """The form; `?q=` searches the catalogue and `?target=` ticks targets (a link may
+    carry them). An address in the URL is ignored: the form never puts it there."""
     params = request.query_params
     values = {**DEFAULT_VALUES, "q": params.get("q", ""),
               "targets": _slugs(params)[:MAX_FORM_TARGETS]}
-    if "email" in params:  # the form's own Search button, not a link to /?q=
-        values.update(_preference_values(params), email=_text(params, "email"))
+    return _searched(request, session, settings, index, values)
+
+
+@router.post("/search", response_class=HTMLResponse)
+def search_in_form(
+    request: Request, form: FormDep, session: SessionDep, settings: SettingsDep,
+    index: TargetIndexDep,
+) -> HTMLResponse:
+    """The form's Search button: the whole form comes here in the body (ticked targets,
+    the address and the preferences), so nothing typed or ticked is lost by searching
+    and the address never appears in a URL, a history or a server log. Nothing is
+    sent or stored."""
+    values = {**DEFAULT_VALUES, **_preference_values(form), "email": _text(form, "email"),
+              "q": _text(form, "q"), "targets": _slugs(form)[:MAX_FORM_TARGETS]}
+    return _searched(request, session, settings, index, values)
+
+
+def _searched(
+    request: Request, session: Session, settings: Settings, index: IndexCache,
+    values: dict[str, Any],
+) -> HTMLResponse:
     errors: dict[str, str] = {}
     status_code = 200
     if len(values["q"]) > MAX_QUERY_LENGTH:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from alerts.deps import SessionDep, SettingsDep
+from alerts.deps import DrugNamesDep, SessionDep, SettingsDep
 from alerts.errors import NotFound, Unprocessable
 from alerts.items.service import target_items
 from alerts.progress import service
@@ -37,11 +37,13 @@ def target_page(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    names: DrugNamesDep,
     sort: Annotated[Literal["phase", "name", "recent"], Query()] = "phase",
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> HTMLResponse:
     try:
-        progress = service.target_progress(session, slug, today=utc_now().date(), sort=sort)
+        progress = service.target_progress(session, slug, today=utc_now().date(),
+                                            names_cache=names, sort=sort)
         items = target_items(session, slug, limit=ITEMS_PER_PAGE, cursor=cursor)
     except NotFound:
         raise PageError(404, "No such target", "There is no target at this address; the "

@@ -26,8 +26,10 @@ from alerts.sources import registry
 from alerts.sources.base import (
     FetchedItem,
     ItemKind,
+    KnownIds,
     PollRequest,
     PollResult,
+    Progress,
     Source,
     SourceName,
     TargetQuery,
@@ -74,6 +76,20 @@ class FakeSource(Source):
         if isinstance(step, BaseException):
             raise step
         return step
+
+
+    async def poll_catalogue(
+        self,
+        cursor: Mapping[str, Any],
+        *,
+        now: datetime,
+        since: datetime,
+        known_ids: KnownIds | None = None,
+        progress: Progress | None = None,
+    ) -> PollResult:
+        """The catalogue-wide fetch: the script's steps for target "*"."""
+        return await self.poll(TargetQuery(slug="*"), cursor, now=now, since=since,
+                               known_ids=known_ids, progress=progress)
 
 
 def install(monkeypatch: pytest.MonkeyPatch, *sources: FakeSource) -> None:

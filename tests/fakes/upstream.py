@@ -11,9 +11,11 @@ What it serves (every request is recorded in `fake.requests`, in order):
 
 - `{pubmed_base_url}/esearch.fcgi` (GET or POST): JSON listing the PMIDs it holds, whatever
   the term, newest Entrez date first; `mindate`/`maxdate` (YYYY[/MM[/DD]]) filter on each
-  article's Entrez date; `retstart`/`retmax` page; `rettype=count` answers the count only.
-- `{pubmed_base_url}/efetch.fcgi` (GET or POST, `id=1,2,3`): a PubmedArticleSet of the
-  requested articles it holds, cut out of the recorded EFetch files.
+  article's Entrez date; `retstart`/`retmax` page; `rettype=count` answers the count only;
+  `usehistory=y` keeps the result and answers its `webenv` and `querykey` ("1").
+- `{pubmed_base_url}/efetch.fcgi` (GET or POST, `id=1,2,3`, or `WebEnv`, `query_key`,
+  `retstart`, `retmax` of a kept result): a PubmedArticleSet of the requested articles it
+  holds, cut out of the recorded EFetch files.
 - `{ctgov_base_url}/studies`: the recorded studies, `pageSize` per page (default 10, at
   most 1000), `nextPageToken`/`pageToken`, `countTotal=true`, `sort=LastUpdatePostDate:desc`
   and `filter.advanced=AREA[LastUpdatePostDate]RANGE[YYYY-MM-DD,MAX]`; query terms are
@@ -157,6 +159,8 @@ class FakeUpstream:
             posted_on or datetime.now(UTC).date(), datetime.min.time()
         ) + timedelta(hours=9)
         self.feeds: dict[str, _Feed] = {}
+        #: WebEnv -> the PMIDs of the search kept on the "History server".
+        self._history: dict[str, list[str]] = {}
         self.requests: list[RecordedRequest] = []
         self._failures: dict[str, _Failure] = {}
         self._lock = threading.Lock()
@@ -326,6 +330,11 @@ class FakeUpstream:
             )
         ids = [a.pmid for a in hits]
         result: dict[str, Any] = {"count": str(len(ids))}
+        if params.get("usehistory") == "y":
+            with self._lock:
+                web_env = f"FAKE_WEBENV_{len(self._history)}"
+                self._history[web_env] = ids
+            result.update(webenv=web_env, querykey="1")
         if params.get("rettype") != "count":
             page = ids[start : start + size]
             result.update(
@@ -337,6 +346,18 @@ class FakeUpstream:
 
     def _efetch(self, params: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
         wanted = [pmid.strip() for pmid in params.get("id", "").split(",") if pmid.strip()]
+        if not wanted and params.get("WebEnv"):
+            with self._lock:
+                stored = self._history.get(params["WebEnv"])
+            if stored is None or params.get("query_key") != "1":
+                return _text(400, "unknown WebEnv or query_key")
+            try:
+                start = int(params.get("retstart", "0"))
+                wanted = stored[start : start + int(params.get("retmax", "20"))]
+            except ValueError as exc:
+                return _text(400, f"bad parameter: {exc}")
+            if not wanted:
+                return _text(400, "Empty result - nothing todo")
         if not wanted:
             return _text(400, "Empty id list - nothing todo")
         with self._lock:

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.mail import outbox
 from alerts.mail.base import build_message
+from alerts.mail.outbox import flush_outbox, queue_mail
 from alerts.mail.smtp import SmtpMailer
-from alerts.subscriptions import outbox
-from alerts.subscriptions.outbox import flush_outbox, queue_mail
 from db.clock import utc_now
 from db.models import Subscriber
 from db.session import transaction

@@ -13,8 +13,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from alerts.cli import app
-from alerts.targets.schemas import TargetCreate
-from alerts.targets.service import create_target
+from alerts.targets.changes import add_target
+from db.clock import utc_now
 from db.session import make_engine, make_sessionmaker, transaction
 
 Invoke = Callable[..., Result]
@@ -128,8 +128,9 @@ def test_a_target_only_the_database_holds_comes_from_it(
 ) -> None:
     engine = make_engine(db_url)
     with transaction(make_sessionmaker(engine)) as session:
-        create_target(session, TargetCreate(slug="foo", name="Foo", genes=["FOO1"],
-                                            mutations=["G12C"], drugs=["footinib"]))
+        add_target(session, {"slug": "foo", "name": "Foo", "description": "", "kind": "variant",
+                             "genes": ["FOO1"], "variant_terms": ["G12C"],
+                             "drugs": [{"name": "footinib"}]}, by="test", now=utc_now())
     engine.dispose()
     monkeypatch.setenv("ALERTS_DATABASE_URL", db_url)
     stdin = lines([{"id": 1, "source": "rss", "title": "FOO1 G12C", "summary": ""}])

@@ -151,3 +151,28 @@ def test_the_atom_feed_drops_characters_xml_forbids(client: TestClient, session:
 
     assert not feed.bozo
     assert feed.entries[0].title == "Bell and vertical tab"
+
+
+def test_the_catalogues_drug_names_are_read_once_per_catalogue_version(
+    client: TestClient, seeded: Target, session: Session
+) -> None:
+    """Every view folds trial interventions by the whole catalogue's drug names: they are
+    read once per catalogue version, not on every view, and a catalogue change (here
+    another target naming docetaxel) is seen at the next view."""
+    cache = client.app.state.drug_names  # type: ignore[attr-defined]
+    for _ in range(2):
+        assert client.get(f"/targets/{SLUG}").status_code == 200
+        assert client.get(f"/api/v1/targets/{SLUG}/progress").status_code == 200
+    assert cache.builds == 1
+    drugs = [row["drug"] for row in client.get(f"/api/v1/targets/{SLUG}/progress").json()[
+        "pipeline"]]
+    assert "Docetaxel" in drugs
+
+    session.add(Target(slug="taxane", name="Taxane", description="",
+                       match_terms={"kind": "protein", "genes": ["TUBB"],
+                                    "drugs": [{"name": "docetaxel", "brands": ["Taxotere"]}]}))
+    session.flush()
+    drugs = [row["drug"] for row in client.get(f"/api/v1/targets/{SLUG}/progress").json()[
+        "pipeline"]]
+    assert "docetaxel" in drugs and "Docetaxel" not in drugs  # the catalogue's spelling now
+    assert cache.builds == 2

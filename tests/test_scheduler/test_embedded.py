@@ -115,12 +115,15 @@ def test_run_polls_and_mails_the_due_digest_without_any_command(
         lambda: run.lines("scheduler.job name=digests") and _get(base, "/metrics"),
     ).text)
     assert metrics[("alerts_database_up", ())] == 1
-    for source, polls in (("pubmed", 1), ("ctgov", 2)):  # ctgov: both targets
+    # The whole catalogue once per source, and each target's first history on its own
+    # (ctgov: both targets; dupilumab has no PubMed query).
+    for source, polls in (("pubmed", 2), ("ctgov", 3)):
         assert metrics[("alerts_source_polls_total", (("source", source),))] == polls
         assert metrics[("alerts_source_failures_total", (("source", source),))] == 0
         assert metrics[("alerts_items_stored", (("source", source),))] == stored[source]
-        health = (("source", source), ("target", "her2-exon20"))
-        assert metrics[("alerts_source_failing", health)] == 0
+        for target in ("*", "her2-exon20"):
+            health = (("source", source), ("target", target))
+            assert metrics[("alerts_source_failing", health)] == 0
     assert metrics[("alerts_digests", (("status", "sent"),))] == 1
     assert metrics[("alerts_digests", (("status", "pending"),))] == 0
     assert ("alerts_scheduler_heartbeat_age_seconds", (("owner", owner),)) in metrics

@@ -18,7 +18,7 @@ from alerts.sources.base import SourceName
 from db.clock import frozen_clock
 from db.models import SchedulerHeartbeat
 from scheduler import jobs
-from scheduler.jobs import JobContext, new_owner
+from scheduler.jobs import JobContext
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 3, 29, 6, 0, 30, tzinfo=UTC)
@@ -52,21 +52,26 @@ class Recorder:
 def test_poll_asks_only_for_due_sources_as_this_owner(
     ctx: JobContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reports = [
-        SourceReport(SourceName.pubmed, "her2-exon20", new=4, next_poll_at=NOW),
-        SourceReport(SourceName.ctgov, "her2-exon20", failed=True, error="HTTP 503"),
+    everything = [
+        SourceReport(SourceName.pubmed, "*", new=4, next_poll_at=NOW),
+        SourceReport(SourceName.ctgov, "*", failed=True, error="HTTP 503"),
+        SourceReport(SourceName.rss, "*", skipped=True, reason=HELD),
+    ]
+    first_histories = [
         SourceReport(SourceName.ctgov, "kras-g12c", skipped=True, reason=UNCHANGED),
         SourceReport(SourceName.rss, "her2-exon20", updated=1, new=2),
         SourceReport(SourceName.pubmed, "kras-g12c", skipped=True, reason=NOT_DUE),
-        SourceReport(SourceName.rss, "kras-g12c", skipped=True, reason=HELD),
     ]
-    poll = Recorder(reports)
+    poll_catalogue, poll = Recorder(everything), Recorder(first_histories)
+    monkeypatch.setattr(jobs, "poll_catalogue", poll_catalogue)
     monkeypatch.setattr(jobs, "poll", poll)
 
     fields = jobs.poll_due_sources(ctx)
 
+    assert poll_catalogue.calls == [((ctx.session_factory, ctx.settings),
+                                     {"owner": OWNER, "due_only": True})]
     assert poll.calls == [((ctx.session_factory, ctx.settings),
-                           {"owner": OWNER, "due_only": True})]
+                           {"owner": OWNER, "due_only": True, "alongside_catalogue": True})]
     assert fields == {"polled": 4, "failed": 1, "new": 6, "updated": 1, "held": 1}
 
 
@@ -119,15 +124,3 @@ def test_the_heartbeat_is_committed_and_removed_on_a_clean_stop(ctx: JobContext)
     jobs.remove_heartbeat(ctx)
     with ctx.session_factory() as session:
         assert session.scalars(select(SchedulerHeartbeat)).all() == []
-
-
-def test_owner_names_are_unique_per_process_start() -> None:
-    import os
-    import socket
-
-    first, second = new_owner(), new_owner()
-    assert first != second
-    host = socket.gethostname()[:80]
-    for owner in (first, second):
-        assert owner.startswith(f"{host}-{os.getpid()}-")
-        assert len(owner) <= 128  # the lease_owner and heartbeat owner columns

@@ -89,10 +89,13 @@ def test_three_schedulers_send_each_digest_once_and_store_each_item_once(
         assert session.scalar(
             select(func.count()).where(ItemEvent.kind == "new")) == linked
 
-        # Each source was polled by one process only, whichever got it first.
-        polls = dict(session.execute(select(SourceState.source, SourceState.polls_total)).all())
-        assert polls == {"pubmed": 1, "ctgov": 1}
-    assert len(upstream.requests_to("/esearch.fcgi")) == 1
+        # Each source was polled by one process only, whichever got it first: once for the
+        # whole catalogue, once for the target's first history.
+        polls = sorted(session.execute(select(
+            SourceState.source, SourceState.target_id.is_(None), SourceState.polls_total)).all())
+        assert polls == [("ctgov", False, 1), ("ctgov", True, 1),
+                         ("pubmed", False, 1), ("pubmed", True, 1)]
+    assert len(upstream.requests_to("/esearch.fcgi")) == 2
 
     owners = {s.lines("scheduler.started")[0].split("owner=")[1].split()[0] for s in schedulers}
     assert len(owners) == SCHEDULERS

@@ -78,9 +78,12 @@ def test_a_signal_during_a_poll_lets_the_poll_finish_and_exits_0(
 
     _engine, factory = isolated
     with factory() as session:
-        pubmed = session.scalars(select(SourceState).where(SourceState.source == "pubmed")).one()
-        assert pubmed.last_success_at is not None and pubmed.polls_total == 1
-        assert (pubmed.lease_owner, pubmed.lease_expires_at) == (None, None)
+        # The whole catalogue's poll and the target's first history: each finished once.
+        states = session.scalars(select(SourceState).where(SourceState.source == "pubmed")).all()
+        assert sorted(state.target_id is None for state in states) == [False, True]
+        for pubmed in states:
+            assert pubmed.last_success_at is not None and pubmed.polls_total == 1
+            assert (pubmed.lease_owner, pubmed.lease_expires_at) == (None, None)
         stored = session.scalars(select(Item.external_id).where(Item.source == "pubmed")).all()
         assert sorted(stored) == sorted(upstream.pmids)
         assert session.scalars(select(SchedulerHeartbeat)).all() == []

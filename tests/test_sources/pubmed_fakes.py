@@ -103,17 +103,40 @@ def esearch_ids(
 
 
 def esearch_by_entry_date(
-    records: Mapping[date, Sequence[str]], *, errorlist: Mapping[str, list[str]] | None = None
+    records: Mapping[date, Sequence[str]], *, errorlist: Mapping[str, list[str]] | None = None,
+    history: dict[str, list[str]] | None = None,
 ) -> Handler:
     """An ESearch over records keyed by entry date: count is the truth, idlist at most
-    9,999 ids, as NCBI does."""
+    9,999 ids, as NCBI does. With `history`, `usehistory=y` keeps the listed ids there
+    under a new WebEnv (query key 1), for `history_efetch`."""
 
     def answer(sent: Sent) -> httpx.Response:
         low, high = (datetime.strptime(value, "%Y/%m/%d").date() for value in sent.window)
         ids = [pmid for day, day_ids in sorted(records.items()) if low <= day <= high
                for pmid in day_ids]
         body = esearch_body(ids[:ESEARCH_LIMIT], count=len(ids), errorlist=errorlist)
+        if history is not None and sent.params.get("usehistory") == "y":
+            web_env = f"WEBENV_{len(history)}"
+            history[web_env] = ids[:ESEARCH_LIMIT]
+            answer_json = json.loads(body)
+            answer_json["esearchresult"].update(webenv=web_env, querykey="1")
+            body = json.dumps(answer_json).encode()
         return httpx.Response(200, content=body)
+
+    return answer
+
+
+def history_efetch(history: Mapping[str, list[str]]) -> Handler:
+    """Synthetic records of a kept ESearch result (`WebEnv`, `query_key`, `retstart`,
+    `retmax`), or of the ids asked for."""
+
+    def answer(sent: Sent) -> httpx.Response:
+        if "id" in sent.params:
+            return synthetic_efetch(sent)
+        assert sent.params["query_key"] == "1"
+        start, size = int(sent.params["retstart"]), int(sent.params["retmax"])
+        kept = history[sent.params["WebEnv"]][start : start + size]
+        return httpx.Response(200, content=article_set([synthetic_article(p) for p in kept]))
 
     return answer
 

@@ -614,3 +614,27 @@ def test_from_settings_uses_the_configured_base_url(tmp_path: Path) -> None:
 def test_page_size_outside_what_the_api_serves_is_refused(page_size: int) -> None:
     with pytest.raises(ValueError, match="page_size"):
         ClinicalTrialsSource(base_url=BASE, client=UpstreamClient(), page_size=page_size)
+
+
+# --- the catalogue-wide poll -------------------------------------------------------------
+
+
+def test_the_catalogue_poll_asks_for_every_study_updated_in_the_window_only_the_fields_used(
+) -> None:
+    fake = three_pages()
+
+    async def run() -> PollResult:
+        async with UpstreamClient(transport=httpx.MockTransport(fake), backoff_base=0) as client:
+            source = ClinicalTrialsSource(base_url=BASE, client=client)
+            return await source.poll_catalogue(
+                {"window_start": "2026-03-11", "data_timestamp": "older"}, now=NOW, since=SINCE)
+
+    result = asyncio.run(run())
+
+    first = fake.searches[0]
+    window = "AREA[LastUpdatePostDate]RANGE[2026-03-09,MAX]"
+    assert (first["query.term"], first["filter.advanced"]) == (window, window)
+    assert "query.intr" not in first
+    assert (first["pageSize"], first["fields"]) == ("1000", ",".join(STUDY_FIELDS))
+    assert len(result.items) == 12 and result.requests == 4  # version + 3 pages
+    assert result.cursor == {"window_start": "2026-03-12", "data_timestamp": STAMP}

@@ -43,6 +43,7 @@ from tests.test_sources.pubmed_fakes import (
     efetch_leaving_out,
     esearch_by_entry_date,
     esearch_ids,
+    history_efetch,
     in_turn,
     raising,
     recorded,
@@ -610,6 +611,67 @@ def test_a_split_window_fetches_the_union() -> None:
     assert [item.external_id for item in result.items] == new
     assert result.requests == len(windows) + 1
     assert result.warnings == ()
+
+
+# -- the catalogue-wide poll: every record of the window, through the History server ------------
+
+
+def run_catalogue_poll(
+    eutils: FakeEutils, *, cursor: dict[str, Any] | None = None,
+    known: Collection[str] | None = None,
+) -> PollResult:
+    known_ids = None if known is None else (lambda batch: [p for p in batch if p in known])
+
+    async def go() -> PollResult:
+        async with UpstreamClient(transport=httpx.MockTransport(eutils), backoff_base=0) as client:
+            return await PubMedSource(client, base_url=BASE_URL).poll_catalogue(
+                cursor or {}, now=NOW, since=SINCE, known_ids=known_ids)
+
+    return asyncio.run(go())
+
+
+def test_the_catalogue_poll_splits_past_9999_and_pages_each_part_through_the_history() -> None:
+    days = [date(2025, 6, 8), date(2025, 6, 9), date(2025, 6, 10), date(2025, 6, 11)]
+    per_day = {day: ids(n, first=10_000_000 * (i + 1))
+               for i, (day, n) in enumerate(zip(days, [3000, 8000, 1200, 100], strict=True))}
+    history: dict[str, list[str]] = {}
+    eutils = FakeEutils(esearch=esearch_by_entry_date(per_day, history=history),
+                        efetch=history_efetch(history))
+
+    result = run_catalogue_poll(eutils, cursor={"window_end": "2025-06-10"})
+
+    searches = eutils.calls("esearch.fcgi")
+    assert [s.window for s in searches] == [
+        ("2025/06/08", "2025/06/11"),  # 12,300: split
+        ("2025/06/08", "2025/06/09"),  # 11,000: split
+        ("2025/06/08", "2025/06/08"),
+        ("2025/06/09", "2025/06/09"),
+        ("2025/06/10", "2025/06/11"),
+    ]
+    assert {(s.params["term"], s.params["datetype"], s.params["usehistory"])
+            for s in searches} == {("all[sb]", "edat", "y")}
+    # Each part that fits is paged through its own kept result, 500 records at a time.
+    fetches = eutils.calls("efetch.fcgi")
+    assert [(f.params["WebEnv"], f.params["retstart"]) for f in fetches][:3] == [
+        ("WEBENV_2", "0"), ("WEBENV_2", "500"), ("WEBENV_2", "1000")]
+    assert len(fetches) == 6 + 16 + 3  # 3,000, 8,000 and 1,300 records
+    assert [item.external_id for item in result.items] == [
+        pmid for day in days for pmid in per_day[day]]
+    assert result.cursor == {"window_end": "2025-06-11"}
+
+
+def test_the_catalogue_poll_fetches_by_id_only_what_is_not_stored() -> None:
+    per_day = {date(2025, 6, 10): ids(1200, first=70_000_000)}
+    history: dict[str, list[str]] = {}
+    eutils = FakeEutils(esearch=esearch_by_entry_date(per_day, history=history),
+                        efetch=history_efetch(history))
+    listed = per_day[date(2025, 6, 10)]
+
+    result = run_catalogue_poll(eutils, known=set(listed[:700]))
+
+    fetches = eutils.calls("efetch.fcgi")
+    assert [len(f.ids) for f in fetches] == [500]
+    assert [item.external_id for item in result.items] == listed[700:]
 
 
 # -- ESearch answers that are not a clean result ------------------------------------------------

@@ -1,17 +1,14 @@
-"""The catalogue service: lookups by slug, new targets, feeds attached to targets."""
+"""The catalogue service: lookups by slug, feeds attached to targets."""
 
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.errors import Conflict, NotFound, Unprocessable
-from alerts.targets.schemas import TargetCreate
 from alerts.targets.service import (
     add_feed,
-    create_target,
     enabled_feeds,
     get_target_by_slug,
     list_targets,
@@ -29,32 +26,6 @@ def test_an_unknown_slug_is_not_found(session: Session) -> None:
     with pytest.raises(NotFound) as raised:
         get_target_by_slug(session, "nope")
     assert raised.value.status_code == 404
-
-
-def test_a_new_target_keeps_its_queries_and_cleaned_terms(session: Session) -> None:
-    target = create_target(session, TargetCreate(
-        slug="kras-g12c", name=" KRAS G12C ", pubmed_query="KRAS G12C[tiab]",
-        ctgov_term="  ", genes=["KRAS", " kras ", ""], mutations=["G12C"],
-        drugs=["sotorasib"],
-    ))
-    assert target.id is not None and target.name == "KRAS G12C"
-    assert (target.pubmed_query, target.ctgov_term, target.ctgov_intr) == (
-        "KRAS G12C[tiab]", None, None)
-    assert target.match_terms == {"genes": ["KRAS"], "mutations": ["G12C"],
-                                  "drugs": ["sotorasib"]}
-    assert [t.slug for t in list_targets(session)] == ["her2-exon20", "kras-g12c"]
-
-
-def test_a_taken_slug_is_a_conflict_and_the_transaction_survives(session: Session) -> None:
-    with pytest.raises(Conflict, match="target 'her2-exon20' already exists"):
-        create_target(session, TargetCreate(slug="her2-exon20", name="again"))
-    assert get_target_by_slug(session, "her2-exon20").name == "HER2 (ERBB2) exon 20"
-
-
-@pytest.mark.parametrize("slug", ["HER2", "her2_exon20", "her2 exon20", "-her2", "her2--x", ""])
-def test_a_slug_is_lowercase_letters_digits_and_hyphens(slug: str) -> None:
-    with pytest.raises(ValidationError):
-        TargetCreate(slug=slug, name="x")
 
 
 def test_feeds_attach_to_a_target(session: Session) -> None:

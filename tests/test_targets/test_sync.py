@@ -3,17 +3,12 @@ rule rematched at once, nothing deleted; and the commands around it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-from click.testing import Result
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
-from alerts.cli import app
 from alerts.items.service import ingest
 from alerts.targets.catalogue import load_catalogue, parse_catalogue
 from alerts.targets.sync import sync_catalogue
@@ -22,9 +17,9 @@ from db.session import make_engine
 from tests.conftest import SUITE_TARGETS
 from tests.fakes.adapters import article
 from tests.test_digests.factories import Factory
+from tests.test_targets.conftest import Invoke
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
-Invoke = Callable[..., Result]
 
 
 def catalogue_text(*, name: str = "Drug watch", drug: str = "zongertinib") -> str:
@@ -92,14 +87,6 @@ def test_a_changed_rule_is_rematched_by_the_sync(session: Session) -> None:
            "rejected" in report.lines()
 
 
-@pytest.fixture
-def invoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> Invoke:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ALERTS_DATABASE_URL", db_url)
-    monkeypatch.setenv("ALERTS_VAR_DIR", str(tmp_path / "var"))
-    return lambda *args: CliRunner().invoke(app, list(args))
-
-
 def targets_in(db_url: str) -> list[str]:
     engine = make_engine(db_url)
     with engine.connect() as connection:
@@ -148,6 +135,7 @@ def test_rematch_command_prints_the_counts(invoke: Invoke) -> None:
     outcome = invoke("targets", "rematch", "her2-exon20")
     assert outcome.exit_code == 0, outcome.output
     assert outcome.stdout == (
-        "her2-exon20: 0 kept, 0 newly matched, 0 newly rejected (0 still rejected)\n")
+        "her2-exon20: 0 kept, 0 newly matched (0 from the kept window), 0 newly rejected "
+        "(0 still rejected)\n")
     unknown = invoke("targets", "rematch", "nope")
     assert (unknown.exit_code, unknown.stderr) == (1, "error: unknown target 'nope'\n")

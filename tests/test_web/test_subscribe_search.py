@@ -85,23 +85,33 @@ def test_a_search_without_a_match_says_so(harness: Harness) -> None:
 def test_the_search_needs_no_javascript(harness: Harness) -> None:
     form = Form(page(harness).text)
 
-    # one form: the search button sends all of it (ticks included) to GET /, the other
-    # button posts it to /subscribe
+    # one form: the search button posts all of it (ticks included) to /search, the other
+    # button posts it to /subscribe; the search button comes first, so without
+    # JavaScript Enter searches (nothing sent, nothing lost)
     [subscribe_form] = form.forms
     assert (subscribe_form["method"], subscribe_form["action"]) == ("post", "/subscribe")
-    [search] = [b for b in form.buttons if b.get("formaction") == "/"]
-    assert search["formmethod"] == "get" and "formnovalidate" in search
+    search, subscribe = form.buttons
+    assert (search["formaction"], search["formmethod"]) == ("/search", "post")
+    assert "formnovalidate" in search and "formaction" not in subscribe
     [box] = [i for i in form.inputs if i.get("name") == "q"]
     assert box["type"] == "search" and box["id"] == "q"
     assert 'label for="q"' in page(harness).text
-    assert form.scripts == ["/static/timezone.js"]  # the only script: a convenience
+    # conveniences only: the visitor's time zone, and Enter subscribing outside the box
+    assert form.scripts == ["/static/timezone.js", "/static/subscribe.js"]
+    assert harness.client.get("/static/subscribe.js").status_code == 200
+
+
+def searched(harness: Harness, **fields: Any) -> Any:
+    response = harness.client.post("/search", data=fields)
+    assert response.status_code == 200, response.text
+    return response
 
 
 @pytest.mark.usefixtures("catalogue")
 def test_ticked_targets_stay_ticked_across_searches(harness: Harness) -> None:
     # ticked her2-exon20 while it was listed for "zongertinib", then searched "kras"
-    response = page(harness, q="kras", target=["her2-exon20"], email="ann@example.org",
-                    frequency="daily", timezone="Europe/Paris")
+    response = searched(harness, q="kras", target=["her2-exon20"], email="ann@example.org",
+                        frequency="daily", timezone="Europe/Paris")
 
     form = Form(response.text)
     assert form.targets() == {"her2-exon20": True, "kras-g12c": False, "kras-g12d": False,
@@ -109,10 +119,22 @@ def test_ticked_targets_stay_ticked_across_searches(harness: Harness) -> None:
     assert response.text.index('value="her2-exon20"') < response.text.index("Targets matching")
     assert 'value="ann@example.org"' in response.text  # nothing typed is lost
     assert 'value="Europe/Paris"' in response.text
+    assert harness.mails() == [] and harness.subscriber("ann@example.org") is None
 
     again = Form(page(harness, q="g12c", target=["her2-exon20", "kras-g12c"]).text)
     assert again.targets() == {"her2-exon20": True, "kras-g12c": True}
     assert Form(page(harness, target=["no-such-target"]).text).ticked() == []
+
+
+@pytest.mark.usefixtures("catalogue")
+def test_an_address_is_never_taken_from_the_url(harness: Harness) -> None:
+    """The search never puts the address in a URL, and a URL that carries one (an old
+    link, a crafted one) does not fill it in."""
+    response = page(harness, q="kras", email="ann@example.org")
+    assert "ann@example.org" not in response.text
+    too_long = harness.client.post("/search", data={"q": "x" * 101, "email": "ann@example.org"})
+    assert too_long.status_code == 422  # the page says the query is too long
+    assert 'value="ann@example.org"' in too_long.text and "at most 100" in too_long.text
 
 
 @pytest.mark.usefixtures("catalogue")

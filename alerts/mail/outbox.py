@@ -1,4 +1,5 @@
-"""Transactional mail (confirmations, API tokens) that is never lost and leaves at once.
+"""The service's queue of transactional mail (confirmations, API tokens): never lost, and
+leaving at once.
 
 A mail is first a row written in the same transaction as what it announces: if the
 request rolls back there is no mail, and if it commits the mail exists even when the
@@ -13,10 +14,10 @@ connections, so any number of concurrent requests cannot starve the pool (when e
 held its own while waiting for a second one, 16 concurrent form posts used to stall the
 API for the pool's 30 s timeout).
 
-Both paths claim a row with an atomic UPDATE guarded by the lease, and check the row
-count: of two processes racing for one mail, exactly one sends it. A row is `sent` only
-after the SMTP server accepted it. The lease expiry doubles as "not before" for retries
-after a temporary failure (exponential backoff).
+Both paths claim a row with the lease of db.leases (an atomic UPDATE, its row count
+checked): of two processes racing for one mail, exactly one sends it. A row is `sent`
+only after the SMTP server accepted it. The lease expiry doubles as "not before" for
+retries after a temporary failure (the backoff rule of alerts.backoff).
 
 One mail never stops the others: whatever goes wrong while sending it (an address the
 relay cannot carry, an unexpected error) fails that mail alone, with its reason in
@@ -27,8 +28,6 @@ refuse everything (alerts.mail.breaker): then the batch stops and nobody is blam
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from email import message_from_string
@@ -37,9 +36,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event as sa_event
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from alerts.backoff import backoff_seconds
 from alerts.deps import SessionDep
 from alerts.mail.base import (
     POLICY,
@@ -51,13 +51,14 @@ from alerts.mail.base import (
 )
 from alerts.mail.breaker import RelayBreaker
 from alerts.mail.factory import make_mailer
+from db import leases
 from db.clock import utc_now
 from db.models import OutboundMail, Subscriber
 from db.session import transaction
+from db.statuses import AddressStatus, MailStatus
 
 logger = logging.getLogger(__name__)
 
-PENDING, SENT, FAILED = "pending", "sent", "failed"
 #: A temporary failure is retried this many times (about 5 hours with the backoff
 #: below) before the mail is given up; a confirmation link expires after 7 days anyway.
 MAX_ATTEMPTS = 10
@@ -83,7 +84,7 @@ def queue_mail(session: Session, kind: str, message: EmailMessage) -> OutboundMa
         kind=kind,
         recipient=recipient,
         message=message.as_string(policy=POLICY),
-        status=PENDING,
+        status=MailStatus.pending,
         attempts=0,
     )
     session.add(mail)
@@ -154,7 +155,7 @@ def flush_outbox(
         mail_ids = list(
             session.scalars(
                 select(OutboundMail.id)
-                .where(OutboundMail.status == PENDING, _lease_free(now))
+                .where(OutboundMail.status == MailStatus.pending, leases.is_free(OutboundMail, now))
                 .order_by(OutboundMail.id)
                 .limit(limit)
             )
@@ -221,11 +222,6 @@ def deliver(
     return sent
 
 
-def process_owner(role: str) -> str:
-    """A lease owner name unique to this process, e.g. `api:host:1234`."""
-    return f"{role}:{socket.gethostname()}:{os.getpid()}"
-
-
 def app_mailer(request: Request) -> Mailer:
     """The app's mailer: the one injected at `create_app(..., mailer=)`, else the one
     the settings choose."""
@@ -238,7 +234,7 @@ def _mailing_session(request: Request, session: SessionDep) -> Session:
         session,
         request.app.state.session_factory,
         lambda: app_mailer(request),
-        owner=process_owner("api"),
+        owner=leases.new_owner(),
     )
     return session
 
@@ -246,10 +242,6 @@ def _mailing_session(request: Request, session: SessionDep) -> Session:
 #: The request's session (the same one as `SessionDep`), which sends the mails queued
 #: in it right after the request's transaction commits.
 MailingSessionDep = Annotated[Session, Depends(_mailing_session)]
-
-
-def _lease_free(now: datetime) -> Any:
-    return or_(OutboundMail.lease_expires_at.is_(None), OutboundMail.lease_expires_at <= now)
 
 
 def _claim(
@@ -260,13 +252,11 @@ def _claim(
     lease_seconds: int,
 ) -> bool:
     with transaction(session_factory) as session:
-        result = session.execute(
-            update(OutboundMail)
-            .where(OutboundMail.id == mail_id, OutboundMail.status == PENDING, _lease_free(now))
-            .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1  # type: ignore[attr-defined]
+        return leases.claim(
+            session, OutboundMail, OutboundMail.id == mail_id,
+            OutboundMail.status == MailStatus.pending,
+            owner=owner, now=now, until=now + timedelta(seconds=lease_seconds),
+        ) == 1
 
 
 def _load(session_factory: sessionmaker[Session], mail_id: int) -> tuple[str, str]:
@@ -278,21 +268,23 @@ def _load(session_factory: sessionmaker[Session], mail_id: int) -> tuple[str, st
 
 
 def _finish(
-    session_factory: sessionmaker[Session], mail_id: int, owner: str, **values: Any
+    session_factory: sessionmaker[Session], mail_id: int, owner: str, *,
+    not_before: datetime | None = None, **values: Any
 ) -> None:
+    """Record an attempt on `owner`'s mail and free it (a retry: not before `not_before`)."""
     with transaction(session_factory) as session:
         session.execute(
             update(OutboundMail)
-            .where(OutboundMail.id == mail_id, OutboundMail.lease_owner == owner)
-            .values(attempts=OutboundMail.attempts + 1, lease_owner=None, **values)
+            .where(OutboundMail.id == mail_id, leases.is_held_by(OutboundMail, owner))
+            .values(attempts=OutboundMail.attempts + 1, **leases.freed(not_before=not_before),
+                    **values)
             .execution_options(synchronize_session=False)
         )
 
 
 def _mark_sent(session_factory: sessionmaker[Session], mail_id: int, owner: str,
                now: datetime) -> None:
-    _finish(session_factory, mail_id, owner, status=SENT, sent_at=now, last_error=None,
-            lease_expires_at=None)
+    _finish(session_factory, mail_id, owner, status=MailStatus.sent, sent_at=now, last_error=None)
 
 
 def _mark_retry(session_factory: sessionmaker[Session], mail_id: int, owner: str, error: str,
@@ -303,18 +295,16 @@ def _mark_retry(session_factory: sessionmaker[Session], mail_id: int, owner: str
         ) or 0
     if attempts + 1 >= MAX_ATTEMPTS:
         logger.warning("mail %s given up after %s attempts: %s", mail_id, attempts + 1, error)
-        _finish(session_factory, mail_id, owner, status=FAILED, last_error=error,
-                lease_expires_at=None)
+        _finish(session_factory, mail_id, owner, status=MailStatus.failed, last_error=error)
         return
-    delay = min(RETRY_BASE_SECONDS * 2**attempts, RETRY_MAX_SECONDS)
+    delay = backoff_seconds(attempts, base=RETRY_BASE_SECONDS, cap=RETRY_MAX_SECONDS)
     _finish(session_factory, mail_id, owner, last_error=error,
-            lease_expires_at=now + timedelta(seconds=delay))
+            not_before=now + timedelta(seconds=delay))
 
 
 def _mark_failed(session_factory: sessionmaker[Session], mail_id: int, owner: str,
                  error: str) -> None:
-    _finish(session_factory, mail_id, owner, status=FAILED, last_error=error,
-            lease_expires_at=None)
+    _finish(session_factory, mail_id, owner, status=MailStatus.failed, last_error=error)
 
 
 def _bounce(session_factory: sessionmaker[Session], owner: str,
@@ -328,7 +318,7 @@ def _bounce(session_factory: sessionmaker[Session], owner: str,
             session.execute(
                 update(Subscriber)
                 .where(Subscriber.email == recipient)
-                .values(mail_status="bounced", mail_error=error, mail_error_at=now)
+                .values(mail_status=AddressStatus.bounced, mail_error=error, mail_error_at=now)
                 .execution_options(synchronize_session=False)
             )
 
@@ -336,9 +326,4 @@ def _bounce(session_factory: sessionmaker[Session], owner: str,
 def _release(session_factory: sessionmaker[Session], mail_ids: Sequence[int], owner: str) -> None:
     """Give claimed but unattempted mails back at once (no attempt counted)."""
     with transaction(session_factory) as session:
-        session.execute(
-            update(OutboundMail)
-            .where(OutboundMail.id.in_(mail_ids), OutboundMail.lease_owner == owner)
-            .values(lease_owner=None, lease_expires_at=None)
-            .execution_options(synchronize_session=False)
-        )
+        leases.free(session, OutboundMail, OutboundMail.id.in_(mail_ids), owner=owner)

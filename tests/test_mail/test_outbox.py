@@ -12,15 +12,17 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.mail import outbox
 from alerts.mail.base import build_message
+from alerts.mail.outbox import deliver, deliver_after_commit, flush_outbox, queue_mail
 from alerts.mail.smtp import SmtpMailer
-from alerts.subscriptions import outbox
-from alerts.subscriptions.outbox import deliver, deliver_after_commit, flush_outbox, queue_mail
 from db.clock import utc_now
 from db.models import OutboundMail
 from db.session import transaction
 from tests.fakes.smtp import SmtpServer, free_port
-from tests.test_subscriptions.harness import Harness
+from tests.test_subscriptions.harness import Harness, harness
+
+__all__ = ["harness"]
 
 
 def _message(to: str, subject: str = "Confirm your alert"):  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from alerts.sources.base import SourceName
+from alerts.sources.base import CATALOGUE_SLUG, SourceName
 
 #: Why a (source, target) was not polled in a cycle.
 NOT_DUE = "not due"
@@ -16,7 +16,7 @@ UNCHANGED = "upstream data unchanged"
 NOT_CONFIGURED = "no query for this source"
 NO_FEEDS = "no feeds for this target"
 #: The `target` of a report or status of a catalogue-wide poll (no slug looks like it).
-CATALOGUE = "*"
+CATALOGUE = CATALOGUE_SLUG
 
 
 @dataclass

@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,10 +56,8 @@ from alerts.polling.service import _Clock, _Cycle, _Job, _Unclosed
 from alerts.sources.base import (
     FeedRef,
     FetchedItem,
-    KnownIds,
     PollRequest,
     PollResult,
-    Progress,
     Source,
     SourceName,
     TargetQuery,
@@ -75,20 +73,6 @@ log = logging.getLogger(__name__)
 #: What the catalogue asks of each source: everything in the window. An adapter is
 #: asked whether it is configured for this query (the feeds source: only with feeds).
 EVERYTHING_CTGOV = "AREA[LastUpdatePostDate]RANGE[MIN,MAX]"
-
-
-class CatalogueFetch(Protocol):
-    """The catalogue-wide fetch of a source adapter (PubMed, ClinicalTrials.gov)."""
-
-    async def poll_catalogue(
-        self,
-        cursor: Mapping[str, Any],
-        *,
-        now: datetime,
-        since: datetime,
-        known_ids: KnownIds | None = None,
-        progress: Progress | None = None,
-    ) -> PollResult: ...
 
 
 class RuleCache:
@@ -134,9 +118,8 @@ class _Everything(Source):
         if r.target.feeds:
             return await self.inner.poll(r.target, r.cursor, now=r.now, since=r.since,
                                          known_ids=r.known_ids, progress=r.progress)
-        fetch: CatalogueFetch = self.inner  # type: ignore[assignment]
-        return await fetch.poll_catalogue(r.cursor, now=r.now, since=r.since,
-                                          known_ids=r.known_ids, progress=r.progress)
+        return await self.inner.poll_catalogue(r.cursor, now=r.now, since=r.since,
+                                               known_ids=r.known_ids, progress=r.progress)
 
 
 def poll_catalogue(

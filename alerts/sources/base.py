@@ -125,6 +125,10 @@ KnownIds = Callable[[Sequence[str]], Collection[str]]
 Progress = Callable[[str, int, int | None], None]
 
 
+#: The target slug of a catalogue-wide poll.
+CATALOGUE_SLUG = "*"
+
+
 @dataclass(frozen=True)
 class PollRequest:
     """One poll's arguments, as `Source.poll` takes them, for the adapter's `_poll`."""
@@ -167,3 +171,24 @@ class Source(ABC):
     @abstractmethod
     async def _poll(self, request: PollRequest) -> PollResult:
         """`poll`, with its arguments in one value."""
+
+    async def poll_catalogue(
+        self,
+        cursor: Mapping[str, Any],
+        *,
+        now: datetime,
+        since: datetime,
+        known_ids: KnownIds | None = None,
+        progress: Progress | None = None,
+    ) -> PollResult:
+        """Fetch what is new for the whole catalogue at once (target CATALOGUE_SLUG), for
+        the sources that can (PubMed, ClinicalTrials.gov); the others raise
+        NotImplementedError."""
+        everything = TargetQuery(slug=CATALOGUE_SLUG)
+        return await self._poll_catalogue(
+            PollRequest(everything, cursor, now, since, known_ids, progress)
+        )
+
+    async def _poll_catalogue(self, request: PollRequest) -> PollResult:
+        """`poll_catalogue`, with its arguments in one value."""
+        raise NotImplementedError(f"{self.name}: no catalogue-wide poll")

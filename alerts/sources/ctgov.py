@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -41,7 +42,6 @@ from alerts.config import Settings
 from alerts.sources.base import (
     FetchedItem,
     ItemKind,
-    KnownIds,
     PollRequest,
     PollResult,
     Progress,
@@ -148,24 +148,16 @@ class ClinicalTrialsSource(Source):
             warnings=warnings,
         )
 
-    async def poll_catalogue(
-        self,
-        cursor: Mapping[str, Any],
-        *,
-        now: datetime,
-        since: datetime,
-        known_ids: KnownIds | None = None,
-        progress: Progress | None = None,
-    ) -> PollResult:
+    async def _poll_catalogue(self, request: PollRequest) -> PollResult:
         """Every study whose last update was posted in the window, for the whole catalogue.
 
         `poll` with the window as the only term: `AREA[LastUpdatePostDate]RANGE[...]` in
         `query.term` names the studies the window filter keeps anyway, so the skip on an
         unchanged `dataTimestamp`, the paging, the parsing and the cursor are `poll`'s."""
-        start = _window_start(cursor, since)
+        start = _window_start(request.cursor, request.since)
         window = f"AREA[LastUpdatePostDate]RANGE[{start.isoformat()},MAX]"
-        everything = TargetQuery(slug="*", ctgov_term=window)
-        return await self.poll(everything, cursor, now=now, since=since, progress=progress)
+        everything = replace(request.target, ctgov_term=window)
+        return await self._poll(replace(request, target=everything, known_ids=None))
 
     async def _data_timestamp(self) -> str | None:
         """`dataTimestamp` from `GET version`, or None when it cannot be had: a failing

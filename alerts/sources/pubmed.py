@@ -45,7 +45,6 @@ from alerts.sources.base import (
     KnownIds,
     PollRequest,
     PollResult,
-    Progress,
     RetryLater,
     Source,
     SourceError,
@@ -172,26 +171,19 @@ class PubMedSource(Source):
         )
 
     @counts_requests
-    async def poll_catalogue(
-        self,
-        cursor: Mapping[str, Any],
-        *,
-        now: datetime,
-        since: datetime,
-        known_ids: KnownIds | None = None,
-        progress: Progress | None = None,
-    ) -> PollResult:
+    async def _poll_catalogue(self, request: PollRequest) -> PollResult:
         """Every record that entered PubMed in the window, for the whole catalogue (see
         the module docstring); the same window and cursor as `poll`."""
+        cursor = request.cursor
         warnings: list[str] = []
-        start, end = search_window(cursor, now=now, since=since, warnings=warnings)
+        start, end = search_window(cursor, now=request.now, since=request.since, warnings=warnings)
         parts = await self._search_history(start, end, warnings)
         total = sum(len(part.ids) for part in parts)
         items: list[FetchedItem] = []
         missing: list[str] = []
         done = 0
         for part in parts:
-            wanted = _unknown(part.ids, known_ids)
+            wanted = _unknown(part.ids, request.known_ids)
             # Nothing stored yet: page through the History server; else fetch by id.
             by_history = len(wanted) == len(part.ids)
             for offset in range(0, len(wanted), DELTA_BATCH):
@@ -205,8 +197,8 @@ class PubMedSource(Source):
                 returned = {item.external_id for item in fetched}
                 missing.extend(pmid for pmid in batch if pmid not in returned)
             done += len(part.ids)
-            if progress is not None:
-                progress(EFETCH, done, total)
+            if request.progress is not None:
+                request.progress(EFETCH, done, total)
         return PollResult(
             items=items,
             cursor=next_cursor(cursor, start=start, end=end, missing=missing, warnings=warnings),

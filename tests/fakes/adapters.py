@@ -26,10 +26,8 @@ from alerts.sources import registry
 from alerts.sources.base import (
     FetchedItem,
     ItemKind,
-    KnownIds,
     PollRequest,
     PollResult,
-    Progress,
     Source,
     SourceName,
     TargetQuery,
@@ -78,18 +76,9 @@ class FakeSource(Source):
         return step
 
 
-    async def poll_catalogue(
-        self,
-        cursor: Mapping[str, Any],
-        *,
-        now: datetime,
-        since: datetime,
-        known_ids: KnownIds | None = None,
-        progress: Progress | None = None,
-    ) -> PollResult:
+    async def _poll_catalogue(self, request: PollRequest) -> PollResult:
         """The catalogue-wide fetch: the script's steps for target "*"."""
-        return await self.poll(TargetQuery(slug="*"), cursor, now=now, since=since,
-                               known_ids=known_ids, progress=progress)
+        return await self._poll(request)
 
 
 def install(monkeypatch: pytest.MonkeyPatch, *sources: FakeSource) -> None:

@@ -911,3 +911,16 @@ def test_loopback_feeds_parse_in_the_process_pool_then_answer_304(
     assert parse_calls == 4  # the first poll's bodies only
     revalidated = dict(loopback.seen[5:])
     assert revalidated["/her2.xml"] == first.feeds[3].etag
+
+
+def test_feeds_have_no_catalogue_wide_poll() -> None:
+    """Feeds are polled per target (the sweep hands the catalogue's feeds to `poll`);
+    asking the feeds adapter for the whole catalogue is a programming error."""
+
+    async def run() -> None:
+        never = httpx.MockTransport(lambda _request: httpx.Response(500))
+        async with UpstreamClient(transport=never) as client:
+            with pytest.raises(NotImplementedError, match="rss: no catalogue-wide poll"):
+                await FeedSource(client).poll_catalogue({}, now=NOW, since=NOW)
+
+    asyncio.run(run())

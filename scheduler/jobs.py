@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
-from alerts.digests.service import send_due
+from alerts.digests.delivery.send import send_due
 from alerts.mail.base import Mailer
 from alerts.ops.heartbeat import forget_heartbeat, record_heartbeat
 from alerts.polling.schemas import HELD, NO_FEEDS, NOT_CONFIGURED, NOT_DUE

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.mail.base import build_message
+from alerts.mail.message import build_message
 from alerts.mail.smtp import SmtpMailer
 from alerts.subscriptions import outbox
 from alerts.subscriptions.outbox import flush_outbox, queue_mail

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.mail.base import build_message
+from alerts.mail.message import build_message
 from alerts.mail.smtp import SmtpMailer
 from alerts.subscriptions import outbox
 from alerts.subscriptions.outbox import deliver, deliver_after_commit, flush_outbox, queue_mail

@@ -4,7 +4,7 @@ The templates read nothing but a `DigestBody` and the reader's `DigestLinks`, an
 cache keys on the `DigestBody` itself. These tests hold both halves: a template that
 reads another name fails the first; a field of the body (at any depth) that the key
 leaves out fails the others, including a field added later, since they walk the
-dataclasses' own fields."""
+records' own fields."""
 
 from __future__ import annotations
 
@@ -83,13 +83,18 @@ def test_the_templates_read_nothing_but_the_body_and_the_links(
 # --- every field of the body is in the key ----------------------------------------------
 
 
-def _dataclasses_in(hint: Any) -> set[type]:
-    """The dataclasses a field's type names, at any depth (tuples, unions, ...)."""
-    if is_dataclass(hint):
+def _is_named_tuple(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields")
+
+
+def _records_in(hint: Any) -> set[type]:
+    """The dataclasses and named tuples a field's type names, at any depth (tuples,
+    unions, ...)."""
+    if is_dataclass(hint) or _is_named_tuple(hint):
         return {typing.cast(type, hint)}
     found: set[type] = set()
     for argument in typing.get_args(hint):
-        found |= _dataclasses_in(argument)
+        found |= _records_in(argument)
     return found
 
 
@@ -102,11 +107,11 @@ def _reachable(root: type) -> set[type]:
             continue
         seen.add(cls)
         for hint in typing.get_type_hints(cls).values():
-            todo.extend(_dataclasses_in(hint))
+            todo.extend(_records_in(hint))
     return seen
 
 
-def test_the_body_reaches_every_dataclass_the_templates_show() -> None:
+def test_the_body_reaches_every_record_the_templates_show() -> None:
     assert _reachable(DigestBody) >= {SectionBody, ItemGroup, ItemView, Change, Evidence,
                                       PhaseMove, SourceHealth}
 
@@ -114,8 +119,11 @@ def test_the_body_reaches_every_dataclass_the_templates_show() -> None:
 @pytest.mark.parametrize("cls", sorted(_reachable(DigestBody), key=lambda c: c.__name__),
                          ids=lambda c: c.__name__)
 def test_every_field_at_every_depth_takes_part_in_equality_and_hash(cls: type) -> None:
-    """A field left out of `==` or `hash` (field(compare=False), a hand-written __eq__)
-    would be shown by the templates without telling cached bodies apart."""
+    """A field left out of `==` or `hash` (field(compare=False), a hand-written __eq__
+    or __hash__) would be shown by the templates without telling cached bodies apart."""
+    if _is_named_tuple(cls):
+        assert (cls.__eq__, cls.__hash__) == (tuple.__eq__, tuple.__hash__), cls.__name__
+        return
     params = cls.__dataclass_params__  # type: ignore[attr-defined]
     assert params.eq and params.frozen, f"{cls.__name__} must be a frozen dataclass"
     left_out = [f.name for f in fields(cls) if not f.compare or f.hash is False]
@@ -138,8 +146,8 @@ def _changed(value: Any) -> Any:
 
 
 def _body_fields() -> list[tuple[str, str]]:
-    return ([("body", f.name) for f in fields(DigestBody)]
-            + [("section", f.name) for f in fields(SectionBody)])
+    return ([("body", name) for name in DigestBody._fields]
+            + [("section", name) for name in SectionBody._fields])
 
 
 @pytest.fixture
@@ -162,11 +170,11 @@ def test_a_body_differing_in_any_one_field_is_rendered_anew(
 ) -> None:
     body = sample_body()
     if level == "body":
-        other = replace(body, **{name: _changed(getattr(body, name))})
+        other = body._replace(**{name: _changed(getattr(body, name))})
     else:
         section = body.sections[0]
-        changed = replace(section, **{name: _changed(getattr(section, name))})
-        other = replace(body, sections=(changed,))
+        changed = section._replace(**{name: _changed(getattr(section, name))})
+        other = body._replace(sections=(changed,))
     bodies.body_parts(body, links(len(body.sections)))
     bodies.body_parts(body, links(len(body.sections)))
     assert len(renders) == 1  # the same body again: from the cache

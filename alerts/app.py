@@ -43,9 +43,9 @@ ROUTER_MODULES = [
     "alerts.web.pages",
     "alerts.web.feedback",
     "alerts.web.targets",
+    "alerts.web.items",
     "alerts.web.mailbox",
     "alerts.digests.api",
-    "alerts.digests.pages",
     "alerts.feedback.api",
 ]
 

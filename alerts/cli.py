@@ -261,7 +261,7 @@ def digests_send(
     ] = None,
 ) -> None:
     """Send every digest due at --now, and any left pending by an earlier run."""
-    from alerts.digests.service import send_due
+    from alerts.digests.delivery.send import send_due
     from alerts.mail.factory import make_mailer
     from db.clock import utc_now
 

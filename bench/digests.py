@@ -347,8 +347,10 @@ def seed(directory: Path, subscribers: int, events: int) -> None:
 def sample_message(directory: Path) -> bytes:
     """One digest as the real run renders it (planned and loaded in a transaction that
     is rolled back, so the database stays unplanned)."""
+    from alerts.digests.delivery.render import render_digest
+    from alerts.digests.message import public_host
     from alerts.digests.planning import plan_chunk
-    from alerts.digests.render import load_views, public_host, render_digest
+    from alerts.digests.views import load_views
     from db.session import make_engine, make_sessionmaker
 
     settings = bench_settings(directory)
@@ -396,7 +398,8 @@ def phase_raw(seeded: Path, n: int, port: int) -> dict[str, Any]:
 
 
 def phase_e2e(seeded: Path, port: int, workers: int | None) -> dict[str, Any]:
-    from alerts.digests import planning, service
+    from alerts.digests import planning
+    from alerts.digests.delivery import send
     from alerts.mail.smtp import SmtpMailer
     from db.session import make_engine, make_sessionmaker
 
@@ -415,7 +418,7 @@ def phase_e2e(seeded: Path, port: int, workers: int | None) -> dict[str, Any]:
     planning.Planner.apply = counted_apply  # type: ignore[method-assign]
     started = time.perf_counter()
     cpu = time.process_time()
-    report = service.send_due(
+    report = send.send_due(
         make_sessionmaker(engine),
         settings,
         SmtpMailer(host="127.0.0.1", port=port),

@@ -181,7 +181,7 @@ def child(phase: str, db_path: Path, smtp_port: int) -> dict[str, Any]:
         "parses": sum(a.parse_calls for a in adapters),
     }
     if phase == "first":
-        from alerts.digests.service import send_due
+        from alerts.digests.delivery.send import send_due
 
         sent = send_due(factory, settings, make_mailer(settings), now=SEND_AT, owner="bench")
         result["send_s"] = time.perf_counter() - polled

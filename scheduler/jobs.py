@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
-from alerts.digests.service import send_due
+from alerts.digests.delivery.send import send_due
 from alerts.mail.base import Mailer
 from alerts.mail.outbox import flush_outbox
 from alerts.ops.heartbeat import forget_heartbeat, record_heartbeat

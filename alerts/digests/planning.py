@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.digests import repository as repo
 from alerts.digests.compose import subject_line
-from alerts.digests.render import public_host
+from alerts.digests.message import public_host
 from alerts.digests.schedule import (
     FREQUENCIES,
     ScheduleError,

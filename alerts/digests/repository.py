@@ -639,7 +639,7 @@ _COUNTS = (
 )
 # The shown events of each (digest, alert) as one "id,id,..." string: one row per alert
 # instead of one per event (the rows, not the query, are what a chunk costs), and a
-# ready key for the digests that show the same events (render.build_views).
+# ready key for the digests that show the same events (views.build_views).
 _SHOWN = (
     select(DigestEntry.digest_id, DigestEntry.alert_id,
            func.aggregate_strings(DigestEntry.event_id.cast(String), ","))

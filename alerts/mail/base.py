@@ -15,7 +15,6 @@ otherwise rewrites what it can to ASCII (alerts.mail.smtp).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from email.message import EmailMessage
 from email.policy import EmailPolicy
@@ -35,7 +34,7 @@ class _MailPolicy(EmailPolicy):
         return super().fold(name, value)
 
     def fold_binary(self, name: str, value: Any) -> bytes:
-        if not self.utf8 and _has_international_address(value):
+        if not self.utf8 and (_has_international_address(value) or _is_utf8_source(value)):
             return self.clone(utf8=True).fold_binary(name, value)
         return super().fold_binary(name, value)
 
@@ -43,6 +42,14 @@ class _MailPolicy(EmailPolicy):
 def _has_international_address(value: Any) -> bool:
     addresses = getattr(value, "addresses", None)  # set on address headers only
     return addresses is not None and not all(a.addr_spec.isascii() for a in addresses)
+
+
+def _is_utf8_source(value: Any) -> bool:
+    """A header of a message read back from its text (alerts.mail.message) keeps the
+    value as written, and only an address is ever written in UTF-8 (every other value
+    is ASCII, as encoded words): written again, it stays UTF-8. (A header object, which
+    is a str too, has a name; a value kept as written has none.)"""
+    return isinstance(value, str) and not hasattr(value, "name") and not value.isascii()
 
 
 #: RFC 5322 lines may be 998 characters; folding at 78 would split List-Unsubscribe over
@@ -96,26 +103,3 @@ class Mailer(Protocol):
 def envelope_sender(mail_from: str) -> str:
     """The bare address of a From header value."""
     return parseaddr(mail_from)[1] or mail_from
-
-
-def build_message(
-    *,
-    mail_from: str,
-    to: str,
-    subject: str,
-    text: str,
-    html: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> EmailMessage:
-    """A multipart/alternative message: plain text first, HTML last (RFC 2046: the
-    richest part last, which clients prefer)."""
-    message = EmailMessage(policy=POLICY)
-    message["From"] = mail_from
-    message["To"] = to
-    message["Subject"] = subject
-    for name, value in (headers or {}).items():
-        message[name] = value
-    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    if html is not None:
-        message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    return message

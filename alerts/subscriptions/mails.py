@@ -9,7 +9,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from alerts.config import Settings
-from alerts.mail.base import build_message, envelope_sender
+from alerts.mail.base import envelope_sender
+from alerts.mail.message import build_message
 from alerts.templating import environment
 from db.models import Target
 

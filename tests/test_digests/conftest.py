@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
-from alerts.digests.service import SendReport, send_due
+from alerts.digests.delivery.send import SendReport, send_due
 from alerts.mail.smtp import SmtpMailer
 from db.models import Digest
 from db.session import transaction

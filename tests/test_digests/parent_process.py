@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alerts.digests.workers import Workers, watch_parent
+from alerts.digests.delivery.workers import Workers, watch_parent
 from tests.conftest import make_settings
 
 

@@ -19,8 +19,8 @@ from sqlalchemy import select, update
 from alerts.app import create_app
 from alerts.digests import planning
 from alerts.digests import repository as repo
+from alerts.digests.delivery.send import send_due
 from alerts.digests.planning import plan_due
-from alerts.digests.service import send_due
 from alerts.mail.base import MailConnection
 from alerts.mail.smtp import SmtpMailer
 from alerts.subscriptions.tokens import Purpose, read_token

@@ -20,7 +20,7 @@ from alerts.digests.compose import (
     phase_label,
     status_label,
 )
-from alerts.digests.render import render_digest
+from alerts.digests.delivery.render import render_digest
 from tests.conftest import make_settings
 
 SENTENCE = "Zongertinib was active in HER2 exon 20 insertion NSCLC."

@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
+from alerts.digests.delivery.render import render_digest
 from alerts.digests.planning import plan_due
-from alerts.digests.render import load_views, mime_bytes, render_digest
-from alerts.mail.base import POLICY, build_message
+from alerts.digests.views import load_views
 from db.clock import frozen_clock
 from db.models import Digest, Target
 from tests.test_digests.factories import Factory
@@ -248,67 +248,3 @@ def test_the_digest_has_the_parts_a_reader_expects(sample: EmailMessage) -> None
     assert "Manage your alerts: http://alerts.test/manage?token=TOKEN" in text
     assert sample["Message-ID"] == f"<digest.{SUBSCRIBER_ID}.weekly.20260504T0800Z@alerts.test>"
     assert [p.get_content_type() for p in sample.iter_parts()] == ["text/plain", "text/html"]
-
-
-@pytest.mark.parametrize(
-    ("mail_from", "subject", "text", "html"),
-    [
-        ("Target Alerts <alerts@localhost>", "HER2 exon 20: 2 publications",
-         "plain = text\n.\nFrom the lab\n" + "long line " * 40 + "\n", "<p>a &amp; b</p>\n"),
-        ("Zielmeldungen Ünd Co <alerts@example.org>", "HER2 — exon 20: naïve résumé",
-         "non-ASCII: é ü — ✓\ttab \n", "<p>é</p>"),
-    ],
-)
-def test_the_message_parses_like_the_mail_layers_own(
-    mail_from: str, subject: str, text: str, html: str
-) -> None:
-    """The fast assembly gives what alerts.mail.base.build_message gives, read back."""
-    headers = {"Message-ID": "<m@alerts.test>",
-               "List-Unsubscribe": "<http://alerts.test/unsubscribe?token=" + "x" * 200 + ">"}
-    ours = message_from_bytes(
-        mime_bytes([("From", mail_from), ("To", "r@example.org"), ("Subject", subject),
-                    *headers.items()], text, html),
-        policy=policy.default,
-    )
-    reference = message_from_bytes(
-        build_message(mail_from=mail_from, to="r@example.org", subject=subject, text=text,
-                      html=html, headers=headers).as_bytes(policy=POLICY),
-        policy=policy.default,
-    )
-    for name in ("From", "To", "Subject", "Message-ID", "List-Unsubscribe", "MIME-Version"):
-        assert str(ours[name]) == str(reference[name]), name
-    assert ours.get_content_type() == reference.get_content_type() == "multipart/alternative"
-    for mine, theirs in zip(ours.iter_parts(), reference.iter_parts(), strict=True):
-        assert mine.get_content_type() == theirs.get_content_type()
-        assert mine.get_content_charset() == theirs.get_content_charset()
-        assert mine.get_content() == theirs.get_content()
-
-
-def test_every_line_of_the_message_is_short_and_crlf_terminated() -> None:
-    data = mime_bytes([("Subject", "s")], "x" * 5000 + "\n", "<p>" + "y" * 5000 + "</p>")
-    lines = data.split(b"\r\n")
-    assert lines[-1] == b""
-    assert all(b"\n" not in line and len(line) <= 998 for line in lines)
-
-
-@pytest.mark.parametrize(
-    ("body", "link"),
-    [
-        ("Manage: {link}\nBye\n", "https://alerts.test/manage?token=abc.def"),
-        ("<a href=\"{link}\">x</a>", "https://alerts.test/m?t=1&amp;u=2"),  # no final newline
-        ("line\r\n{link}", "https://alerts.test/m"),  # a link ending the body
-        ("x" * 900 + "{link}\n", "https://alerts.test/" + "t" * 97),  # a line at 998 exactly
-        ("x" * 900 + "{link}\n", "https://alerts.test/" + "t" * 98),  # ... and past it
-        ("line\r{link}\nnext", ""),  # an empty link: CR and LF become one line break
-        ("naïve {link}\n", "https://alerts.test/m"),  # non-ASCII text
-        ("{link}\n", "https://alérts.test/m"),  # a non-ASCII link
-        ("{link} and again {link}\n", "https://alerts.test/m\tx"),
-    ],
-)
-def test_a_cached_body_filled_with_links_encodes_as_a_fresh_render(body: str, link: str) -> None:
-    """The cached body (rendered once, with placeholders) and each email's links give
-    the bytes that encoding the body rendered with those links gives."""
-    from alerts.digests.render import _encode_part, _PartTemplate, _placeholder
-
-    cached = _PartTemplate(body.format(link=_placeholder("manage")))
-    assert cached.encode({"manage": link}) == _encode_part(body.format(link=link))

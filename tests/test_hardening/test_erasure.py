@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from alerts.digests.service import send_due
+from alerts.digests.delivery.send import send_due
 from alerts.mail.smtp import SmtpMailer
 from alerts.subscriptions.tokens import manage_url
 from db.base import Base

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
 from alerts.digests.planning import plan_due
-from alerts.digests.render import load_views
+from alerts.digests.views import load_views
 from alerts.errors import NotFound
 from alerts.items.match_fields import match_input
 from alerts.items.schemas import ItemOut

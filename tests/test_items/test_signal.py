@@ -24,8 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
+from alerts.digests.delivery.render import render_digest
 from alerts.digests.planning import plan_due
-from alerts.digests.render import load_views, render_digest
+from alerts.digests.views import load_views
 from alerts.items.match_fields import match_input
 from alerts.items.service import ingest
 from alerts.matching import compile_rule

@@ -10,7 +10,8 @@ from email import message_from_string, policy
 
 import pytest
 
-from alerts.mail.base import POLICY, AddressNotSupported, build_message
+from alerts.mail.base import POLICY, AddressNotSupported
+from alerts.mail.message import build_message
 from alerts.mail.smtp import SmtpMailer
 from tests.fakes.smtp import PipeliningSmtpServer, SmtpServer
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from alerts.mail.base import PermanentMailError, TemporaryMailError, build_message
+from alerts.mail.base import PermanentMailError, TemporaryMailError
 from alerts.mail.mailbox import MailboxMailer
+from alerts.mail.message import build_message
 from alerts.mail.smtp import SmtpMailer
 from tests.fakes.smtp import SmtpServer
 

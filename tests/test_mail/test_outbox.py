@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.mail import outbox
-from alerts.mail.base import build_message
+from alerts.mail.message import build_message
 from alerts.mail.outbox import deliver, deliver_after_commit, flush_outbox, queue_mail
 from alerts.mail.smtp import SmtpMailer
 from db.clock import utc_now

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.digests.service import SendReport
+from alerts.digests.delivery.send import SendReport
 from alerts.mail.mailbox import MailboxMailer
 from alerts.polling.schemas import HELD, NOT_DUE, UNCHANGED, SourceReport
 from alerts.sources.base import SourceName

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from alerts.app import create_app
-from alerts.digests.service import send_due
+from alerts.digests.delivery.send import send_due
 from alerts.mail.smtp import SmtpMailer
 from db.clock import utc_now
 from db.models import Alert

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from alerts.digests.service import send_due
+from alerts.digests.delivery.send import send_due
 from alerts.mail.smtp import SmtpMailer
 from alerts.subscriptions import service
 from db.clock import utc_now

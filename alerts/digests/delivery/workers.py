@@ -34,8 +34,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
+from alerts.digests.delivery.render import RenderedBatch, render_batch
 from alerts.digests.planning import PlanStep, SlotCache, plan_next
-from alerts.digests.render import RenderedBatch, render_batch
 from alerts.templating import environment
 from db.session import make_engine, make_sessionmaker
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from alerts.deps import SessionDep
 from alerts.digests import repository as repo
 from alerts.digests.compose import group_items, order_key
-from alerts.digests.render import item_view
+from alerts.digests.views import item_view
 from alerts.pagination import parse_moment
 from alerts.targets.repository import by_slug
 from alerts.templating import environment
@@ -28,7 +28,7 @@ PAGE_LIMIT = 500
 
 
 def _page(status: int, **context: object) -> HTMLResponse:
-    html = environment().get_template("digest/items.html").render(**context)
+    html = environment().get_template("web/items.html").render(**context)
     return HTMLResponse(html, status_code=status)
 
 

@@ -63,34 +63,9 @@ def section_of(item_kind: str, event_kind: str) -> Section:
     return Section.news
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """An event not yet delivered to an alert, as the planner weighs it."""
-
-    alert_id: int
-    event_id: int
-    section: Section
-    #: "Newest first" within a section: publication date, else when the event happened.
-    sort_at: datetime
-
-
 def order_key(section: Section, sort_at: datetime, event_id: int) -> tuple[int, float, int]:
     """Digest order: by section, newest first within one (ties: the later event)."""
     return (SECTION_ORDER[section], -sort_at.timestamp(), -event_id)
-
-
-def ordering_key(candidate: Candidate) -> tuple[int, float, int]:
-    return order_key(candidate.section, candidate.sort_at, candidate.event_id)
-
-
-def split_shown(
-    candidates: Iterable[Candidate], max_items: int
-) -> tuple[list[Candidate], list[Candidate]]:
-    """(shown, hidden): the first `max_items` in digest order, and the rest, which are
-    recorded as delivered but only reachable through the "more" link."""
-    ordered = sorted(candidates, key=ordering_key)
-    limit = max(max_items, 0)
-    return ordered[:limit], ordered[limit:]
 
 
 def canonical_url(source: str, external_id: str, url: str) -> str:

@@ -145,20 +145,6 @@ class Planner:
         self._after = step.last
 
 
-def plan_due(
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    *,
-    now: datetime,
-    frequency: str | None = None,
-) -> PlanReport:
-    """Plan every digest due at `now` that is not planned yet; commits per chunk."""
-    planner = Planner(session_factory, settings, now=now, frequency=frequency)
-    while planner.step():
-        pass
-    return planner.report
-
-
 def _slot(alert: repo.DueAlert, now: datetime, slots: SlotCache) -> datetime | None:
     """The alert's latest slot, computed once per distinct schedule in a run."""
     schedule = (alert.frequency, alert.weekday, alert.send_hour, alert.timezone)

@@ -1,5 +1,5 @@
-"""What a digest says without any database: section order, the item cap, subjects,
-links and trial changes."""
+"""What a digest says without any database: section order, subjects, links and trial
+changes (the item cap is applied by planning's statement: test_planning)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alerts.digests.compose import (
-    Candidate,
     Section,
     canonical_url,
     describe_changes,
+    order_key,
     section_of,
-    split_shown,
     subject_line,
 )
 
@@ -34,26 +33,19 @@ def test_each_event_has_its_section(item_kind: str, event_kind: str, section: Se
     assert section_of(item_kind, event_kind) is section
 
 
-def candidate(event_id: int, section: Section, hours_ago: int) -> Candidate:
-    return Candidate(1, event_id, section, NOW - timedelta(hours=hours_ago))
-
-
-def test_sections_in_order_newest_first_and_the_cap_keeps_the_head() -> None:
+def test_sections_in_order_then_newest_first() -> None:
     events = [
-        candidate(1, Section.news, 1),
-        candidate(2, Section.publications, 5),
-        candidate(3, Section.publications, 1),
-        candidate(4, Section.trial_updates, 9),
-        candidate(5, Section.new_trials, 20),
-        candidate(6, Section.new_trials, 2),
+        (1, Section.news, 1),
+        (2, Section.publications, 5),
+        (3, Section.publications, 1),
+        (4, Section.trial_updates, 9),
+        (5, Section.new_trials, 20),
+        (6, Section.new_trials, 2),
     ]
-    shown, hidden = split_shown(events, max_items=4)
-    assert [c.event_id for c in shown] == [6, 5, 4, 3]
-    assert [c.event_id for c in hidden] == [2, 1]
-
-
-def test_a_cap_of_zero_hides_everything() -> None:
-    assert split_shown([candidate(1, Section.news, 1)], 0) == ([], [candidate(1, Section.news, 1)])
+    ordered = sorted(
+        events, key=lambda e: order_key(e[1], NOW - timedelta(hours=e[2]), e[0])
+    )
+    assert [event_id for event_id, _, _ in ordered] == [6, 5, 4, 3, 2, 1]
 
 
 def counts(**values: int) -> dict[Section, int]:

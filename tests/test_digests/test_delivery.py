@@ -20,7 +20,6 @@ from alerts.app import create_app
 from alerts.digests import planning
 from alerts.digests import repository as repo
 from alerts.digests.delivery.send import send_due
-from alerts.digests.planning import plan_due
 from alerts.mail.base import MailConnection
 from alerts.mail.smtp import SmtpMailer
 from alerts.subscriptions.tokens import Purpose, read_token
@@ -28,6 +27,7 @@ from db.clock import frozen_clock
 from db.models import Alert, Digest, Subscriber, Target
 from db.session import make_engine, make_sessionmaker
 from tests.fakes.smtp import free_port
+from tests.planning import plan_due
 from tests.test_digests.conftest import ADMIN_TOKEN, Post
 from tests.test_digests.factories import T0
 

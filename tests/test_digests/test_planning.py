@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
-from alerts.digests.planning import PlanReport, plan_due
+from alerts.digests.planning import PlanReport
 from alerts.digests.service import preview
 from db.models import Alert, Digest, DigestAlert, DigestEntry, ItemEvent
+from tests.planning import plan_due
 from tests.test_digests.factories import T0, Factory
 
 SLOT = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
 from alerts.digests.delivery.render import render_digest
-from alerts.digests.planning import plan_due
 from alerts.digests.views import load_views
 from db.clock import frozen_clock
 from db.models import Digest, Target
+from tests.planning import plan_due
 from tests.test_digests.factories import Factory
 
 ROOT = Path(__file__).resolve().parents[2]

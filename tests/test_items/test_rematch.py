@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
-from alerts.digests.planning import plan_due
 from alerts.digests.views import load_views
 from alerts.errors import NotFound
 from alerts.items.match_fields import match_input
@@ -26,6 +25,7 @@ from alerts.sources.base import FetchedItem
 from db.clock import frozen_clock
 from db.models import Digest, Item, ItemEvent, ItemRejection, ItemTarget, Target
 from tests.fakes.adapters import article, entry
+from tests.planning import plan_due
 from tests.test_digests.factories import Factory
 
 T0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)

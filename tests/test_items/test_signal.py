@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
 from alerts.digests.delivery.render import render_digest
-from alerts.digests.planning import plan_due
 from alerts.digests.views import load_views
 from alerts.items.match_fields import match_input
 from alerts.items.service import ingest
@@ -36,6 +35,7 @@ from alerts.sources.feedparse import parse_feed
 from alerts.sources.pubmed import parse_efetch
 from db.clock import frozen_clock
 from db.models import Digest, Item, ItemRejection, ItemTarget, Target
+from tests.planning import plan_due
 from tests.rules import HER2_SLUG, needs_variant_rule
 from tests.test_digests.factories import Factory
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.matching.spans import merge_spans
@@ -68,14 +69,22 @@ def order_key(section: Section, sort_at: datetime, event_id: int) -> tuple[int, 
     return (SECTION_ORDER[section], -sort_at.timestamp(), -event_id)
 
 
+#: What no link holds: whitespace (line breaks of every kind) and control characters.
+#: A stored link with one (an adapter let it through) is not given: in the text part it
+#: would start a line of its own.
+_NOT_IN_A_LINK = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
 def canonical_url(source: str, external_id: str, url: str) -> str:
     """The link a digest gives: PubMed and ClinicalTrials.gov by id, feeds their own."""
     if source == "pubmed":
-        return f"https://pubmed.ncbi.nlm.nih.gov/{external_id}/"
+        return f"https://pubmed.ncbi.nlm.nih.gov/{quote(external_id, safe='')}/"
     if source == "ctgov":
-        return f"https://clinicaltrials.gov/study/{external_id}"
+        return f"https://clinicaltrials.gov/study/{quote(external_id, safe='')}"
     # Escaping does not make a `javascript:` link safe: only web links are linked.
-    return url if url.lower().startswith(("https://", "http://")) else ""
+    if not url.lower().startswith(("https://", "http://")) or _NOT_IN_A_LINK.search(url):
+        return ""
+    return url
 
 
 def item_source_label(source: str, feed_title: str | None) -> str:

@@ -45,7 +45,7 @@ def item_view(event: repo.EventRow) -> ItemView:
     return ItemView(
         event_id=event.event_id,
         section=event.section,
-        title=one_line(event.title) or event.external_id,
+        title=one_line(event.title) or one_line(event.external_id),
         source_label=item_source_label(event.source, event.feed_title),
         # The date shown is the one the section is ordered by.
         date=event.sort_at,

@@ -88,6 +88,13 @@ def test_the_subject_says_what_is_inside(
          "https://clinicaltrials.gov/study/NCT06151574"),
         ("rss", "guid-1", "https://news.example.org/a", "https://news.example.org/a"),
         ("rss", "guid-2", "javascript:alert(1)", ""),
+        # A line break or control character: no link (it would start a line of its own).
+        ("rss", "guid-3", "https://news.example.org/a\r\nBcc: x@example.net", ""),
+        ("rss", "guid-4", "https://news.example.org/a\u2028b", ""),
+        ("rss", "guid-5", "https://news.example.org/a b", ""),
+        ("rss", "guid-6", "https://news.example.org/a\x00", ""),
+        ("pubmed", "401\r\nX: y", "", "https://pubmed.ncbi.nlm.nih.gov/401%0D%0AX%3A%20y/"),
+        ("ctgov", "NCT1\nX", "", "https://clinicaltrials.gov/study/NCT1%0AX"),
     ],
 )
 def test_canonical_links(source: str, external_id: str, url: str, expected: str) -> None:

@@ -1,27 +1,32 @@
 """Helpers for tests that run the real `alerts` command as processes: their settings,
-their logs, waiting for what they do, and subscribers whose digest is due right now."""
+their logs, waiting for what they do, subscribers whose digest is due right now, an SMTP
+server that holds the batch after its first acceptances, and the upstreams dated today."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.clock import utc_now
-from db.models import Alert, Subscriber, Target
+from db.models import Alert, Digest, Subscriber, Target
 from tests.conftest import TEST_SECRET
+from tests.fakes.smtp import RecordingHandler, SmtpServer
+from tests.fakes.upstream import FakeUpstream
 
 T = TypeVar("T")
 
@@ -164,3 +169,50 @@ def seed_due_subscribers(
             ))
         session.commit()
     return emails
+
+
+def digest_statuses(factory: sessionmaker[Session]) -> dict[str, int]:
+    """How many digests are in each status."""
+    with factory() as session:
+        return dict(session.execute(
+            select(Digest.status, func.count()).group_by(Digest.status)).all())
+
+
+#: Messages `holding_smtp` accepts before it holds the next one at RCPT.
+ACCEPT_FIRST = 2
+
+
+class HoldAfter(RecordingHandler):
+    """Accepts the first `accept_first` messages, then holds each next one at RCPT
+    (before any DATA: nothing of it accepted) until `release` is set."""
+
+    def __init__(self, accept_first: int) -> None:
+        super().__init__()
+        self.accept_first = accept_first
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if len(self.received) >= self.accept_first:
+            self.holding.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.01)
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
+@pytest.fixture
+def holding_smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server that accepts ACCEPT_FIRST messages, then holds the next ones
+    at RCPT until its handler's `release` is set."""
+    handler = HoldAfter(ACCEPT_FIRST)
+    with SmtpServer(handler) as server:
+        yield server
+        handler.release.set()
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    """The recorded PubMed and ClinicalTrials.gov payloads, dated today."""
+    with FakeUpstream(posted_on=date.today()) as fake:
+        yield fake

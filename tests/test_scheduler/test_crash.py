@@ -8,15 +8,10 @@ lets receivers drop it (docs/production.md, "Crash safety")."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -24,58 +19,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.clock import utc_now
 from db.models import Digest
-from tests.fakes.smtp import RecordingHandler, SmtpServer
+from tests.fakes.smtp import SmtpServer
 from tests.fakes.upstream import FakeUpstream
-from tests.test_scheduler.conftest import Processes, seed_due_subscribers, service_env
+from tests.test_scheduler.conftest import (
+    ACCEPT_FIRST,
+    HoldAfter,
+    Processes,
+    digest_statuses,
+    seed_due_subscribers,
+    service_env,
+)
 
 SUBSCRIBERS = 6
-#: Messages the server accepts before it holds the next one at RCPT.
-ACCEPT_FIRST = 2
-
-
-class HoldAfter(RecordingHandler):
-    """Accepts the first `accept_first` messages, then holds each next one at RCPT
-    (before any DATA: nothing of it accepted) until `release` is set."""
-
-    def __init__(self, accept_first: int) -> None:
-        super().__init__()
-        self.accept_first = accept_first
-        self.holding = threading.Event()
-        self.release = threading.Event()
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
-        if len(self.received) >= self.accept_first:
-            self.holding.set()
-            while not self.release.is_set():
-                await asyncio.sleep(0.01)
-        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    handler = HoldAfter(ACCEPT_FIRST)
-    with SmtpServer(handler) as server:
-        yield server
-        handler.release.set()
-
-
-@pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream(posted_on=date.today()) as fake:
-        yield fake
-
-
-def _statuses(factory: sessionmaker[Session]) -> dict[str, int]:
-    with factory() as session:
-        return dict(session.execute(
-            select(Digest.status, func.count()).group_by(Digest.status)).all())
 
 
 @pytest.mark.slow
 def test_sigkill_mid_batch_then_restart_sends_each_digest_exactly_once(
     processes: Processes,
-    smtp: SmtpServer,
+    holding_smtp: SmtpServer,
     upstream: FakeUpstream,
     db_url: str,
     isolated: tuple[Engine, sessionmaker[Session]],
@@ -83,8 +44,8 @@ def test_sigkill_mid_batch_then_restart_sends_each_digest_exactly_once(
 ) -> None:
     _engine, factory = isolated
     emails = seed_due_subscribers(factory, SUBSCRIBERS)
-    handler: HoldAfter = smtp.handler  # type: ignore[assignment]
-    env = service_env(db_url, tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port,
+    handler: HoldAfter = holding_smtp.handler  # type: ignore[assignment]
+    env = service_env(db_url, tmp_path, smtp_host="127.0.0.1", smtp_port=holding_smtp.port,
                       pubmed_base_url=upstream.pubmed_base_url,
                       ctgov_base_url=upstream.ctgov_base_url)
 
@@ -94,7 +55,7 @@ def test_sigkill_mid_batch_then_restart_sends_each_digest_exactly_once(
     # moment any real crash can hit (the milliseconds in between are the documented edge).
     processes.wait_until(
         "the third digest held at RCPT and the first two recorded sent",
-        lambda: handler.holding.is_set() and _statuses(factory).get("sent") == ACCEPT_FIRST,
+        lambda: handler.holding.is_set() and digest_statuses(factory).get("sent") == ACCEPT_FIRST,
     )
     first.send(signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL
@@ -103,7 +64,7 @@ def test_sigkill_mid_batch_then_restart_sends_each_digest_exactly_once(
     # Killed mid-batch: what the server accepted is marked sent, the rest is pending
     # and still leased to the dead process.
     assert len(handler.received) == ACCEPT_FIRST
-    assert _statuses(factory) == {"sent": ACCEPT_FIRST, "pending": SUBSCRIBERS - ACCEPT_FIRST}
+    assert digest_statuses(factory) == {"sent": ACCEPT_FIRST, "pending": SUBSCRIBERS - ACCEPT_FIRST}
     with factory() as session:
         leased_until = session.scalar(
             select(func.max(Digest.lease_expires_at)).where(Digest.status == "pending"))
@@ -114,7 +75,7 @@ def test_sigkill_mid_batch_then_restart_sends_each_digest_exactly_once(
 
     second = processes.start("second", "scheduler", env=env)
     processes.wait_until("every pending digest to be sent",
-                         lambda: _statuses(factory) == {"sent": SUBSCRIBERS})
+                         lambda: digest_statuses(factory) == {"sent": SUBSCRIBERS})
     second.send(signal.SIGTERM)
     assert second.wait() == 0, second.log()
 

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.digests import repository as repo
 from alerts.digests.delivery.render import RenderedBatch, RenderedDigest, RenderFailure
-from alerts.digests.delivery.sent_log import SentLog
+from alerts.digests.delivery.sent_log import RecordingFailed, SentLog
 from alerts.digests.delivery.workers import Workers
 from alerts.digests.planning import Planner, PlanStep
 from alerts.mail.base import (
@@ -50,6 +50,7 @@ from alerts.mail.base import (
     TemporaryMailError,
 )
 from alerts.mail.breaker import RelayBreaker
+from alerts.ops.logging import log_event
 from db.clock import utc_now
 from db.session import transaction
 
@@ -162,7 +163,8 @@ class _Delivery:
 
     def run(self) -> None:
         session = self.session_factory()
-        sent_log = SentLog(self.session_factory, self.owner)
+        sent_log = SentLog(self.session_factory, self.owner,
+                           patience=self.settings.lease_seconds)
         try:
             with session.begin():
                 self.report.cancelled += repo.cancel_for_bounced(
@@ -175,6 +177,13 @@ class _Delivery:
             self._pipeline(session, sent_log)
         except _Abort:
             pass
+        except RecordingFailed as exc:
+            # The database went away: nothing more is sent until it can record it.
+            # What the server accepted meanwhile is recorded when it is back (by
+            # `sent_log.close`); the rest stays pending for the next run.
+            log_event(log, "digests.stopped", level=logging.WARNING, reason="database",
+                      error=type(exc.__cause__ or exc).__name__)
+            self.report.error = f"stopped: {exc}; the rest stays pending for the next run"
         finally:
             try:
                 sent_log.close()
@@ -261,6 +270,7 @@ class _Delivery:
         if any(held.subscriber_id == rendered.subscriber_id
                for held, _error in self.breaker.held):
             return  # refused this run already: released, and cancelled if it bounced
+        sent_log.check()  # nothing is sent that could not be recorded
         try:
             connection.send_raw(rendered.sender, [rendered.recipient], rendered.data)
         except AddressNotSupported as exc:  # this relay cannot carry it: no retry

@@ -218,6 +218,12 @@ def test_subscribe_confirm_manage_and_unsubscribe(
         # A weekly digest on Monday at 08:00 UTC; 2030-01-07 is a Monday.
         service.command("digests", "send", "--now", "2030-01-07T08:30:00Z")
         _open_newest_mail(walk, service.base, email)  # the digest
+        # The HTML part is what most readers see: it renders, and (scrolled to, as a reader
+        # would) it is painted in the screenshot at a phone's width too.
+        html_part = page.locator('iframe[title="HTML part of the message"]')
+        html_part.scroll_into_view_if_needed()
+        heading = html_part.content_frame.get_by_role("heading", name="HER2 (ERBB2) exon 20")
+        assert heading.is_visible()
         walk.shot("9-digest")
         walk.follow('a[href*="/unsubscribe?token="]')
         assert walk.heading() == "Unsubscribe?"
